@@ -1,0 +1,35 @@
+"""The errors tracegrad raises, with one common base class."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tracegrad.trace.node import ErrorNode
+
+
+class TracegradError(Exception):
+    """Base class of every error tracegrad raises on purpose."""
+
+
+class InvalidValueError(TracegradError, ValueError):
+    """A value does not satisfy a parameter's kind; the parameter keeps its old value."""
+
+    def __init__(self, reason: str, *, name: str | None = None) -> None:
+        self.reason = reason
+        self.parameter_name = name
+        super().__init__(f"{name}: {reason}" if name else reason)
+
+
+class ExecutionError(TracegradError):
+    """An exception raised inside a traced function.
+
+    The failure is recorded in the graph as an error node (``.node``), so it can be
+    used as feedback: ``err.node.backward(str(err))`` reaches every parameter that
+    the failed call depended on.
+    """
+
+    def __init__(self, node: ErrorNode) -> None:
+        self.node = node
+        self.exception: BaseException = node.exception
+        super().__init__(f"{node.name}: {type(self.exception).__name__}: {self.exception}")

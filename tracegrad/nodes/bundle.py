@@ -1,0 +1,239 @@
+"""``@bundle``: a Python function recorded as one operation of the trace.
+
+Calling a bundled function runs it on the plain values of its arguments and records
+one operation node whose inputs are the arguments (by name) and whose description is
+the docstring. Inside a bundled function nothing is traced: nested bundles just run,
+and reading ``node.data`` of a node the function was not given records that node as
+an extra input, so the graph never silently loses a dependency.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from tracegrad.nodes.code import closure_values, compile_function, function_source
+from tracegrad.nodes.kinds import Code
+from tracegrad.trace.context import READS
+from tracegrad.trace.node import Node, Operator, ParameterNode, record, record_error, resolve, unique_nodes
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_INSTANCE_KEY = "__tracegrad_code__"
+_MAX_COMPILED = 8
+
+
+class BundleOperator(Operator):
+    """The operator of a bundled function (one per compiled version of its code)."""
+
+    __slots__ = ("method",)
+
+    def format_call(self, arg_exprs: Any, kwarg_exprs: dict[str, str]) -> str:
+        if self.method and arg_exprs:
+            return "self." + super().format_call(arg_exprs[1:], kwarg_exprs)
+        return super().format_call(arg_exprs, kwarg_exprs)
+
+
+class Bundle(Generic[P, R]):
+    """A function whose calls are recorded as operations; see ``bundle``."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        trainable: bool = False,
+    ) -> None:
+        if isinstance(fn, Bundle):
+            raise TypeError(f"{fn.name!r} is already bundled")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.description = description if description is not None else (inspect.getdoc(fn) or "")
+        self.signature = inspect.signature(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.trainable = trainable
+        self.is_method = next(iter(self.signature.parameters), None) in ("self", "cls")
+        self._operator = self._make_operator(fn)
+        self._compiled: dict[str, BundleOperator | BaseException] = {}
+        self.parameter: ParameterNode | None = None
+        if trainable:
+            source = function_source(fn)
+            self._compiled[source] = self._operator
+            self.parameter = self._new_code_parameter(source)
+
+    # -- code parameters ---------------------------------------------------------
+    def _make_operator(self, fn: Callable[..., Any]) -> BundleOperator:
+        positional = [
+            p.name for p in self.signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]  # fmt: skip
+        op = BundleOperator(self.name, fn, self.description, argnames=positional, source=self)
+        op.method = self.is_method
+        return op
+
+    def _new_code_parameter(self, source: str) -> ParameterNode:
+        return ParameterNode(
+            source, Code.of(self.fn), name=f"{self.name}_code", description=f"the code of the function {self.name}"
+        )
+
+    def code_parameter_for(self, instance: Any) -> ParameterNode | None:
+        """The code parameter used when called on ``instance`` (each object has its own)."""
+        if self.parameter is None or instance is None:
+            return self.parameter
+        store = getattr(instance, "__dict__", None)
+        if store is None:  # no per-instance storage: share the function's parameter
+            return self.parameter
+        params = store.setdefault(_INSTANCE_KEY, {})
+        if self.name not in params:
+            params[self.name] = self._new_code_parameter(self.parameter._data)
+        return params[self.name]
+
+    def _operator_for(self, code: ParameterNode | None) -> BundleOperator | BaseException:
+        """The operator running the current code (or the error compiling it raised)."""
+        if code is None:
+            return self._operator
+        source = code.data  # a read: records the code as an input of an enclosing bundle
+        compiled = self._compiled.get(source)
+        if compiled is None:
+            namespace = {**self.fn.__globals__, **closure_values(self.fn)}
+            try:
+                compiled = self._make_operator(compile_function(source, self.fn.__name__, namespace, self.name))
+            except Exception as exc:  # a SyntaxError or a failing definition becomes data
+                compiled = exc
+            if len(self._compiled) >= _MAX_COMPILED:
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[source] = compiled
+        return compiled
+
+    # -- calling -------------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        return self.invoke(self.parameter, args, kwargs)
+
+    def invoke(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> Any:
+        """Call with explicit code parameter; returns a node (a coroutine if async)."""
+        if self.is_async:
+            return self._acall(code, args, kwargs)
+        inside, op, parents, kwargs = self._prepare(code, args, kwargs)
+        if inside:
+            return op.fn(*resolve(args), **resolve(kwargs))
+        reads: list[Node] = []
+        token = READS.set(reads)
+        try:
+            value = op.fn(*resolve(args), **resolve(kwargs))
+        except Exception as exc:
+            raise record_error(op, args, kwargs, _merge(parents, reads), exc) from exc
+        finally:
+            READS.reset(token)
+        return self._finish(op, args, kwargs, parents, reads, value)
+
+    async def _acall(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> Any:
+        inside, op, parents, kwargs = self._prepare(code, args, kwargs)
+        if inside:
+            return await op.fn(*resolve(args), **resolve(kwargs))
+        reads: list[Node] = []
+        token = READS.set(reads)
+        try:
+            value = await op.fn(*resolve(args), **resolve(kwargs))
+        except Exception as exc:
+            raise record_error(op, args, kwargs, _merge(parents, reads), exc) from exc
+        finally:
+            READS.reset(token)
+        return self._finish(op, args, kwargs, parents, reads, value)
+
+    def _prepare(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> tuple[bool, Any, tuple, dict]:
+        inside = READS.get() is not None
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+        op = self._operator_for(code)
+        parents = unique_nodes((args, kwargs))
+        if code is not None:
+            parents = _merge(parents, (code,))
+        if isinstance(op, BaseException):
+            if inside:
+                raise op
+            raise record_error(self._operator, args, kwargs or None, parents, op) from op
+        return inside, op, parents, kwargs
+
+    def _finish(self, op: Operator, args: tuple, kwargs: dict, parents: tuple, reads: list, value: Any) -> Node:
+        if isinstance(value, Node):  # returning a node the function got hold of
+            reads.append(value)
+            value = value._data
+        return record(op, args, kwargs or None, _merge(parents, reads), value)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return BoundBundle(self, instance)
+
+    def __repr__(self) -> str:
+        return f"<bundle {self.name}{' (trainable)' if self.trainable else ''}>"
+
+
+class BoundBundle:
+    """A bundled method bound to an object; its code parameter is the object's own."""
+
+    __slots__ = ("bundle", "instance")
+
+    def __init__(self, bundle: Bundle, instance: Any) -> None:
+        self.bundle = bundle
+        self.instance = instance
+
+    @property
+    def parameter(self) -> ParameterNode | None:
+        return self.bundle.code_parameter_for(self.instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.bundle.invoke(self.parameter, (self.instance, *args), kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bundle, name)
+
+    def __repr__(self) -> str:
+        return f"<bound {self.bundle!r} of {type(self.instance).__name__}>"
+
+
+def _merge(parents: tuple[Node, ...], more: Any) -> tuple[Node, ...]:
+    if not more:
+        return parents
+    ids = {id(p) for p in parents}
+    extra = []
+    for n in more:
+        if id(n) not in ids:
+            ids.add(id(n))
+            extra.append(n)
+    return (*parents, *extra)
+
+
+@overload
+def bundle(fn: Callable[P, R], /) -> Bundle[P, R]: ...
+@overload
+def bundle(
+    *, name: str | None = None, description: str | None = None, trainable: bool = False
+) -> Callable[[Callable[P, R]], Bundle[P, R]]: ...
+def bundle(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    trainable: bool = False,
+) -> Any:
+    """Record each call of the decorated function as one operation of the trace.
+
+    Works on sync and async functions and on methods. ``description`` defaults to the
+    docstring. ``trainable=True`` makes the function's source a code parameter
+    (``.parameter``): later calls run its current value, whose signature must stay the
+    same. An exception inside the function (a syntax error in new code included)
+    becomes an error node, raised as ``tracegrad.ExecutionError`` carrying it.
+    """
+
+    def wrap(f: Callable[P, R]) -> Bundle[P, R]:
+        return Bundle(f, name=name, description=description, trainable=trainable)
+
+    return wrap if fn is None else wrap(fn)

@@ -1,0 +1,160 @@
+"""Containers of parameters: ``Module`` and the ``@model`` class decorator.
+
+A module's parameters are found, like PyTorch's, by walking its attributes: parameter
+nodes, nested modules, lists, tuples and dicts of them, and trainable bundled
+functions and methods (their code). Names are attribute paths (``"planner.prompt"``,
+``"tools.0.threshold"``, ``"solve.code"``); they key ``state_dict()`` and checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from tracegrad._io import atomic_write_json, read_json
+from tracegrad.errors import InvalidValueError, TracegradError
+from tracegrad.nodes.bundle import _INSTANCE_KEY, BoundBundle, Bundle
+from tracegrad.trace.node import ParameterNode
+
+CHECKPOINT_FORMAT = "tracegrad.module"
+CHECKPOINT_VERSION = 1
+T = TypeVar("T")
+
+
+class Module:
+    """Base class for objects that hold parameters.
+
+    Assigning an unnamed parameter to an attribute names it after the attribute, so
+    optimizers and reports speak of ``prompt`` rather than ``param_12``.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ParameterNode) and value._name is None and not name.startswith("_"):
+            value._name = name
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        forward = getattr(self, "forward", None)
+        if forward is None:
+            raise TypeError(f"{type(self).__name__} defines no forward() to call")
+        return forward(*args, **kwargs)
+
+    def named_parameters(self) -> Iterator[tuple[str, ParameterNode]]:
+        """``(path, parameter)`` pairs, each parameter once, in attribute order."""
+        seen: set[int] = set()
+        for path, param in _walk_module(self, "", set()):
+            if id(param) not in seen:
+                seen.add(id(param))
+                yield path, param
+
+    def parameters(self) -> list[ParameterNode]:
+        """Every trainable parameter of this module and the modules inside it."""
+        return [p for _, p in self.named_parameters()]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Parameter values by path, as JSON-compatible data."""
+        return {path: p.kind.to_json(p._data) for path, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Set parameters from ``state``: all of them, or (on any invalid value) none.
+
+        With ``strict``, missing and unexpected paths are errors too.
+        """
+        params = dict(self.named_parameters())
+        if strict:
+            missing = sorted(params.keys() - state.keys())
+            unexpected = sorted(state.keys() - params.keys())
+            if missing or unexpected:
+                raise TracegradError(
+                    f"state does not match {type(self).__name__}: missing {missing}, unexpected {unexpected}"
+                )
+        staged = {}
+        for path, data in state.items():
+            if path not in params:
+                continue
+            kind = params[path].kind
+            try:
+                staged[path] = kind.validate(kind.from_json(data))
+            except InvalidValueError as exc:
+                raise InvalidValueError(exc.reason, name=path) from None
+        for path, value in staged.items():
+            params[path]._data = value
+
+    def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> None:
+        """Write the parameters (and ``extra`` JSON data, e.g. optimizer state) atomically."""
+        cls = type(self)
+        atomic_write_json(
+            path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": CHECKPOINT_VERSION,
+                "module": f"{cls.__module__}.{cls.__qualname__}",
+                "parameters": self.state_dict(),
+                "extra": extra or {},
+            },
+        )
+
+    def load(self: T, path: str | os.PathLike[str], *, strict: bool = True) -> T:
+        """Restore parameters saved by ``save`` into this (e.g. freshly built) module."""
+        payload = read_checkpoint(path)
+        self.load_state_dict(payload["parameters"], strict=strict)  # type: ignore[attr-defined]
+        return self
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw contents of a module checkpoint (parameters and extra data)."""
+    payload = read_json(path)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise TracegradError(f"{os.fspath(path)!r} is not a tracegrad module checkpoint")
+    if payload.get("version", 0) > CHECKPOINT_VERSION:
+        raise TracegradError(f"{os.fspath(path)!r} was written by a newer tracegrad (version {payload['version']})")
+    return payload
+
+
+def model(cls: type[T]) -> type[T]:
+    """Class decorator: make ``cls`` a ``Module`` without changing its base classes by hand."""
+    if issubclass(cls, Module):
+        return cls
+    namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    return type(cls.__name__, (cls, Module), namespace)  # type: ignore[return-value]
+
+
+def _join(prefix: str, name: Any) -> str:
+    return f"{prefix}.{name}" if prefix else str(name)
+
+
+def _walk_module(module: Any, prefix: str, visited: set[int]) -> Iterator[tuple[str, ParameterNode]]:
+    if id(module) in visited:
+        return
+    visited.add(id(module))
+    for attr, value in vars(module).items():
+        if attr != _INSTANCE_KEY:
+            yield from _walk_value(value, _join(prefix, attr), visited)
+    names = {}
+    for klass in reversed(type(module).__mro__):
+        names.update({k: v for k, v in vars(klass).items() if isinstance(v, Bundle) and v.trainable})
+    for attr in names:
+        param = getattr(module, attr).parameter
+        if param is not None:
+            yield _join(prefix, f"{attr}.code"), param
+
+
+def _walk_value(value: Any, path: str, visited: set[int]) -> Iterator[tuple[str, ParameterNode]]:
+    if isinstance(value, ParameterNode):
+        yield path, value
+    elif isinstance(value, Module):
+        yield from _walk_module(value, path, visited)
+    elif isinstance(value, (Bundle, BoundBundle)):
+        if value.parameter is not None:
+            yield f"{path}.code", value.parameter
+    elif isinstance(value, (list, tuple)):
+        if id(value) not in visited:
+            visited.add(id(value))
+            for i, item in enumerate(value):
+                yield from _walk_value(item, _join(path, i), visited)
+    elif isinstance(value, dict):
+        if id(value) not in visited:
+            visited.add(id(value))
+            for key, item in value.items():
+                yield from _walk_value(item, _join(path, key), visited)

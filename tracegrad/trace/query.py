@@ -1,0 +1,194 @@
+"""Graph queries for optimizers and users: subgraphs of parameters, and networkx export.
+
+``subgraph(parameters)`` answers "which part of the trace does the feedback on these
+parameters speak about?": the operations on some path from a parameter to an output
+that received feedback, with their direct inputs, in execution order. Linear in the
+number of ancestors of the outputs (plus a sort by serial number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tracegrad.trace.backward import ancestors
+from tracegrad.trace.node import ErrorNode, Feedback, Node, OperationNode, ParameterNode, iter_nodes
+
+if TYPE_CHECKING:
+    import networkx
+
+
+@dataclass
+class Subgraph:
+    """The part of a trace that connects some parameters to the outputs given feedback.
+
+    ``nodes`` is in execution (topological) order; ``names`` maps every node to a name
+    unique within this subgraph (its own name, disambiguated by serial on a clash).
+    """
+
+    nodes: list[Node]
+    parameters: list[ParameterNode]
+    operations: list[OperationNode]
+    inputs: list[Node]
+    outputs: list[Node]
+    feedback: list[Feedback]
+    names: dict[Node, str] = field(repr=False)
+
+    @property
+    def intermediates(self) -> list[OperationNode]:
+        """Operation results that are not outputs."""
+        outs = {id(n) for n in self.outputs}
+        return [n for n in self.operations if id(n) not in outs]
+
+    def name(self, node: Node) -> str:
+        return self.names[node]
+
+    def expression(self, value: Any, max_chars: int = 80) -> str:
+        """Render an argument: nodes by name, containers element-wise, constants by repr."""
+        return expression(value, self.names, max_chars)
+
+    def code_line(self, node: OperationNode) -> str:
+        """``name = call(...)``: one line of the program this subgraph is."""
+        return f"{self.names[node]} = {call_expression(node, self.names)}"
+
+    def to_networkx(self) -> networkx.DiGraph:
+        return to_networkx(self.nodes, names=self.names)
+
+
+def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None = None) -> Subgraph:
+    """The minimal subgraph joining ``parameters`` to ``outputs`` (default: the outputs
+    whose feedback reached the parameters), with each operation's direct inputs."""
+    params = list(dict.fromkeys(parameters))
+    feedback: list[Feedback] = []
+    if outputs is None:
+        seen_entries: set[int] = set()
+        for p in params:
+            for entry in p._feedback or ():
+                if id(entry) not in seen_entries:
+                    seen_entries.add(id(entry))
+                    feedback.append(entry)
+        outputs = list({id(e.output): e.output for e in feedback}.values())
+    else:
+        outputs = list(outputs)
+        feedback = [e for out in outputs for e in (out._feedback or ())]
+
+    upstream = sorted(ancestors(outputs), key=_serial)
+    param_ids = {id(p) for p in params}
+    depends: set[int] = set()
+    for node in upstream:  # forward pass in topological order
+        if id(node) in param_ids or any(id(parent) in depends for parent in node._parents):
+            depends.add(id(node))
+
+    core = [n for n in upstream if id(n) in depends]
+    members = {id(n) for n in core}
+    for node in core:
+        members.update(id(parent) for parent in node._parents)
+    nodes = [n for n in upstream if id(n) in members]
+    out_ids = {id(n) for n in outputs}
+    return Subgraph(
+        nodes=nodes,
+        parameters=[n for n in nodes if isinstance(n, ParameterNode) and id(n) in param_ids],
+        operations=[n for n in core if isinstance(n, OperationNode)],
+        inputs=[n for n in nodes if id(n) not in depends and not (isinstance(n, ParameterNode) and id(n) in param_ids)],
+        outputs=[n for n in nodes if id(n) in out_ids],
+        feedback=feedback,
+        names=unique_names(nodes),
+    )
+
+
+def unique_names(nodes: Iterable[Node]) -> dict[Node, str]:
+    """A name per node, unique among ``nodes``: a clash gets the serial appended."""
+    nodes = list(nodes)
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n.name] = counts.get(n.name, 0) + 1
+    taken = set(counts)
+    names: dict[Node, str] = {}
+    for n in nodes:
+        name = n.name
+        if counts[name] > 1:
+            name = f"{name}_{n.serial}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+        names[n] = name
+    return names
+
+
+def expression(value: Any, names: dict[Node, str], max_chars: int = 80) -> str:
+    """Render ``value`` as source: nodes by name, containers element-wise, constants by repr."""
+    if isinstance(value, Node):
+        return names.get(value) or value.name
+    if type(value) in (list, tuple):
+        body = ", ".join(expression(v, names, max_chars) for v in value)
+        if type(value) is tuple:
+            return f"({body},)" if len(value) == 1 else f"({body})"
+        return f"[{body}]"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{k!r}: {expression(v, names, max_chars)}" for k, v in value.items()) + "}"
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+
+
+def call_expression(node: OperationNode, names: dict[Node, str]) -> str:
+    """The call that produced ``node``, rendered with the names in ``names``."""
+    args = [expression(a, names) for a in node._args]
+    kwargs = {k: expression(v, names) for k, v in (node._kwargs or {}).items()}
+    call = node._op.format_call(args, kwargs)
+    captured = node.captured
+    if captured:
+        call += "  # also reads " + ", ".join(names.get(c) or c.name for c in captured)
+    return call
+
+
+def to_networkx(roots: Node | Iterable[Node], *, names: dict[Node, str] | None = None) -> networkx.DiGraph:
+    """The trace as a ``networkx.DiGraph``: nodes keyed by unique name, edges parent -> child.
+
+    Given output nodes, exports them and everything upstream; node attributes are
+    ``node`` (the Node), ``type`` (value / parameter / operation / error), ``value``,
+    ``description`` and ``feedback``; edge attribute ``argument`` names the input.
+    """
+    import networkx as nx
+
+    roots = [roots] if isinstance(roots, Node) else list(roots)
+    nodes = sorted(ancestors(roots), key=_serial)
+    names = names if names is not None else unique_names(nodes)
+    graph = nx.DiGraph()
+    for n in nodes:
+        graph.add_node(
+            names[n], node=n, type=node_type(n), value=n._data, description=n.description,
+            feedback=[e.value for e in n._feedback or ()],
+        )  # fmt: skip
+    for n in nodes:
+        if isinstance(n, OperationNode):
+            for arg, parent in _argument_names(n):
+                if parent in names:
+                    graph.add_edge(names[parent], names[n], argument=arg)
+    return graph
+
+
+def node_type(node: Node) -> str:
+    """``"error"``, ``"operation"``, ``"parameter"`` or ``"value"``."""
+    if isinstance(node, ErrorNode):
+        return "error"
+    if isinstance(node, OperationNode):
+        return "operation"
+    if isinstance(node, ParameterNode):
+        return "parameter"
+    return "value"
+
+
+def _argument_names(node: OperationNode) -> list[tuple[str, Node]]:
+    pairs: list[tuple[str, Node]] = []
+    seen: set[int] = set()
+    for arg, value in node.inputs.items():
+        for parent in iter_nodes(value):
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                pairs.append((arg, parent))
+    return pairs
+
+
+def _serial(node: Node) -> int:
+    return node._serial
