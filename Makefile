@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean refenv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,9 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The reference library, for side-by-side benchmarks only (never a dependency).
+refenv: benchmarks/.refenv/bin/python
+benchmarks/.refenv/bin/python:
+	$(PYTHON) -m venv benchmarks/.refenv
+	benchmarks/.refenv/bin/python -m pip install --quiet trace-opt
