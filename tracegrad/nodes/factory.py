@@ -33,6 +33,8 @@ def node(
     return Node(value, name=name, description=description)
 
 
-def parameter(value: Any, kind: Kind | str | None = None, *, name: str | None = None, description: str | None = None) -> ParameterNode:
+def parameter(
+    value: Any, kind: Kind | str | None = None, *, name: str | None = None, description: str | None = None
+) -> ParameterNode:
     """A trainable node: shorthand for ``node(value, trainable=True, ...)``."""
     return node(value, trainable=True, name=name, description=description, kind=kind)  # type: ignore[return-value]

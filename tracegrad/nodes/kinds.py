@@ -277,7 +277,7 @@ def resolve_kind(kind: Kind | str | None, value: Any) -> Kind:
         if kind in ("choice", "code"):
             raise ValueError(f"kind {kind!r} needs arguments: pass tracegrad.{kind.capitalize()}(...)")
         if kind == "array":
-            from tracegrad.nodes.array import Array  # noqa: PLC0415 (optional part)
+            from tracegrad.nodes.array import Array
 
             return Array.like(value)
         raise ValueError(f"unknown kind {kind!r}; known: {sorted([*_BY_NAME, 'choice', 'code', 'array'])}")
@@ -301,7 +301,7 @@ def infer_kind(value: Any) -> Kind:
     if isinstance(value, (dict, list)):
         return Structure()
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        from tracegrad.nodes.array import Array  # noqa: PLC0415 (optional part)
+        from tracegrad.nodes.array import Array
 
         return Array.like(value)
     raise TypeError(

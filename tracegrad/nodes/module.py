@@ -153,8 +153,7 @@ def _walk_value(value: Any, path: str, visited: set[int]) -> Iterator[tuple[str,
             visited.add(id(value))
             for i, item in enumerate(value):
                 yield from _walk_value(item, _join(path, i), visited)
-    elif isinstance(value, dict):
-        if id(value) not in visited:
-            visited.add(id(value))
-            for key, item in value.items():
-                yield from _walk_value(item, _join(path, key), visited)
+    elif isinstance(value, dict) and id(value) not in visited:
+        visited.add(id(value))
+        for key, item in value.items():
+            yield from _walk_value(item, _join(path, key), visited)

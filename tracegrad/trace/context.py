@@ -54,7 +54,7 @@ def tracing(enabled: bool = True) -> Iterator[None]:
         TRACING.reset(token)
 
 
-def no_trace():  # noqa: ANN201 - a context manager
+def no_trace():
     """Run a block without recording: operations on nodes return parentless nodes.
 
     Re-entrant: nested ``no_trace`` blocks, and ``tracing(True)`` inside one, restore
