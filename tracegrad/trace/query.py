@@ -8,6 +8,7 @@ number of ancestors of the outputs (plus a sort by serial number).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -77,8 +78,13 @@ def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None
     param_ids = {id(p) for p in params}
     depends: set[int] = set()
     for node in upstream:  # forward pass in topological order
-        if id(node) in param_ids or any(id(parent) in depends for parent in node._parents):
+        if id(node) in param_ids:
             depends.add(id(node))
+            continue
+        for parent in node._parents:
+            if id(parent) in depends:
+                depends.add(id(node))
+                break
 
     core = [n for n in upstream if id(n) in depends]
     members = {id(n) for n in core}
@@ -100,13 +106,13 @@ def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None
 def unique_names(nodes: Iterable[Node]) -> dict[Node, str]:
     """A name per node, unique among ``nodes``: a clash gets the serial appended."""
     nodes = list(nodes)
-    counts: dict[str, int] = {}
-    for n in nodes:
-        counts[n.name] = counts.get(n.name, 0) + 1
+    plain = [n.name for n in nodes]
+    counts = Counter(plain)
+    if len(counts) == len(plain):
+        return dict(zip(nodes, plain, strict=True))
     taken = set(counts)
     names: dict[Node, str] = {}
-    for n in nodes:
-        name = n.name
+    for n, name in zip(nodes, plain, strict=True):
         if counts[name] > 1:
             name = f"{name}_{n.serial}"
             while name in taken:
