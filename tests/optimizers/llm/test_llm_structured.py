@@ -1,0 +1,221 @@
+"""Structured output: provider modes, strict parsing with repair, and the repair turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from tracegrad.optimizers.llm import (
+    LLM,
+    LLMCallError,
+    LLMConfigError,
+    ScriptedTransport,
+    StructuredOutputError,
+    extract_json,
+    parse_structured,
+)
+from tracegrad.optimizers.llm.structured import ParseFailure
+
+
+class Answer(BaseModel):
+    reasoning: str
+    value: int
+    ok: bool = True
+
+
+# -- parsing and repair ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"reasoning": "r", "value": 1}', {"reasoning": "r", "value": 1}),
+        (
+            'Sure! Here you go:\n```json\n{"reasoning": "r", "value": 2}\n```\nAnything else?',
+            {"reasoning": "r", "value": 2},
+        ),
+        ('```\n{"reasoning": "r", "value": 3}\n```', {"reasoning": "r", "value": 3}),
+        ('The answer is {"reasoning": "r", "value": 4} as requested.', {"reasoning": "r", "value": 4}),
+        ('{"reasoning": "r", "value": 5,}', {"reasoning": "r", "value": 5}),
+        ("{'reasoning': 'r', 'value': 6}", {"reasoning": "r", "value": 6}),
+        ("{'reasoning': None, 'value': 7, 'ok': False}", {"reasoning": None, "value": 7, "ok": False}),
+        ('{"reasoning": "line one\nline two", "value": 8}', {"reasoning": "line one\nline two", "value": 8}),
+    ],
+    ids=[
+        "strict",
+        "fence-in-prose",
+        "bare-fence",
+        "prose",
+        "trailing-comma",
+        "single-quotes",
+        "python-literals",
+        "raw-newline",
+    ],
+)
+def test_extract_json_repairs_common_damage(text, expected):
+    assert extract_json(text) == expected
+
+
+def test_parse_structured_validates_and_picks_the_object_that_fits():
+    got = parse_structured('First {"note": 1} then {"reasoning": "r", "value": "9"}', Answer)
+    assert got == Answer(reasoning="r", value=9)
+
+
+@pytest.mark.parametrize("text", ["", "no json here at all", "   "])
+def test_no_json_is_a_parse_failure(text):
+    with pytest.raises(ParseFailure, match="no JSON"):
+        parse_structured(text, Answer)
+
+
+def test_invalid_object_reason_names_the_field():
+    with pytest.raises(ParseFailure) as err:
+        parse_structured('{"reasoning": "r", "value": "many"}', Answer)
+    assert "value" in str(err.value) and "Answer" in str(err.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200) | st.from_regex(r"[\{\}\[\]\"',:a-z0-9 \n`]{0,80}", fullmatch=True))
+def test_repair_never_raises_anything_but_parse_failure(text):
+    with contextlib.suppress(ParseFailure):
+        parse_structured(text, Answer)
+    with contextlib.suppress(ParseFailure):
+        extract_json(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=30), st.integers(-(10**6), 10**6), st.booleans())
+def test_valid_json_always_round_trips(reasoning, value, ok):
+    obj = Answer(reasoning=reasoning, value=value, ok=ok)
+    assert parse_structured(obj.model_dump_json(), Answer) == obj
+    assert parse_structured(f"Result:\n```json\n{obj.model_dump_json(indent=2)}\n```", Answer) == obj
+
+
+# -- modes ---------------------------------------------------------------------------------------
+
+GOOD = '{"reasoning": "because", "value": 42}'
+
+
+def test_json_schema_mode_sends_the_schema(make_llm):
+    llm, t = make_llm([GOOD], structured_mode="json_schema")
+    done = llm.complete("What is it?", schema=Answer)
+    assert done.parsed == Answer(reasoning="because", value=42) and done.text == GOOD
+    fmt = t.requests[0].response_format
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "Answer"
+    assert fmt["json_schema"]["schema"] == Answer.model_json_schema()
+    assert t.requests[0].messages == [{"role": "user", "content": "What is it?"}]
+
+
+@pytest.mark.parametrize("mode", ["json_object", "text"])
+def test_weaker_modes_put_the_schema_in_the_prompt(make_llm, mode):
+    llm, t = make_llm([f"Here:\n```json\n{GOOD}\n```"], structured_mode=mode)
+    done = llm.complete([{"role": "system", "content": "sys"}, {"role": "user", "content": "Q?"}], schema=Answer)
+    assert done.parsed.value == 42
+    req = t.requests[0]
+    assert req.response_format == ({"type": "json_object"} if mode == "json_object" else None)
+    assert req.messages[0] == {"role": "system", "content": "sys"}
+    assert req.messages[-1]["content"].startswith("Q?") and "JSON" in req.messages[-1]["content"]
+    assert json.dumps(Answer.model_json_schema(), sort_keys=True) in req.messages[-1]["content"]
+
+
+def test_client_mode_setting_overrides_the_transport(retry):
+    t = ScriptedTransport([GOOD], structured_mode="json_schema")
+    llm = LLM("test/model", transport=t, retry=retry, structured_mode="text")
+    llm.complete("Q", schema=Answer)
+    assert t.requests[0].response_format is None
+
+
+def test_unknown_mode_is_a_config_error():
+    with pytest.raises(LLMConfigError):
+        LLM("test/model", transport=ScriptedTransport([]), structured_mode="yaml")
+
+
+def test_a_bad_reply_gets_one_repair_turn_showing_the_error(make_llm):
+    llm, t = make_llm(['{"reasoning": "r", "value": "lots"}', GOOD])
+    done = llm.complete("Q", schema=Answer)
+    assert done.parsed.value == 42 and done.attempts == 2
+    retry = t.requests[1].messages
+    assert retry[-2] == {"role": "assistant", "content": '{"reasoning": "r", "value": "lots"}'}
+    assert retry[-1]["role"] == "user" and "value" in retry[-1]["content"]
+    assert llm.usage.calls == 2
+
+
+def test_structured_failure_is_a_clear_error_with_the_raw_text(make_llm):
+    llm, t = make_llm(["I refuse.", "Still no."])
+    with pytest.raises(StructuredOutputError) as err:
+        llm.complete("Q", schema=Answer)
+    assert err.value.raw_text == "Still no." and err.value.attempts == 2
+    assert "no JSON" in err.value.reason and "Answer" in str(err.value)
+    assert len(t.requests) == 2
+
+
+def test_structured_retries_are_configurable(make_llm):
+    llm, t = make_llm(["nope", "nope", "nope", GOOD], structured_retries=0)
+    with pytest.raises(StructuredOutputError):
+        llm.complete("Q", schema=Answer)
+    assert len(t.requests) == 1
+    llm.structured_retries = 3
+    assert llm.complete("Q2", schema=Answer).parsed.value == 42
+
+
+def test_refused_response_format_falls_back_to_a_weaker_mode(make_llm):
+    class BadRequestError(Exception):
+        status_code = 400
+
+    llm, t = make_llm([BadRequestError("response_format not supported"), GOOD, GOOD])
+    assert llm.complete("Q", schema=Answer).parsed.value == 42
+    assert t.requests[0].response_format["type"] == "json_schema"
+    assert t.requests[1].response_format == {"type": "json_object"}
+    llm.complete("Q again", schema=Answer)
+    assert t.requests[2].response_format == {"type": "json_object"}  # remembered
+
+
+def test_unrelated_bad_requests_do_not_change_the_mode(make_llm):
+    class BadRequestError(Exception):
+        status_code = 400
+
+    llm, t = make_llm([BadRequestError("temperature must be <= 2")])
+    with pytest.raises(LLMCallError) as err:
+        llm.complete("Q", schema=Answer, temperature=5)
+    assert err.value.kind == "bad_request" and len(t.requests) == 1
+
+
+def test_other_errors_are_not_masked_by_structured_output(make_llm):
+    class AuthenticationError(Exception):
+        pass
+
+    llm, _ = make_llm([AuthenticationError("bad key")])
+    with pytest.raises(LLMCallError) as err:
+        llm.complete("Q", schema=Answer)
+    assert err.value.kind == "auth"
+
+
+def test_structured_calls_are_cached_on_the_whole_request(make_llm):
+    llm, t = make_llm([GOOD, GOOD], temperature=0)
+    a = llm.complete("Q", schema=Answer)
+    b = llm.complete("Q", schema=Answer)
+    assert b.cached and b.parsed == a.parsed and len(t.requests) == 1
+
+    class Other(BaseModel):
+        reasoning: str
+        value: int
+
+    llm.complete("Q", schema=Other)
+    assert len(t.requests) == 2  # another schema is another request
+
+
+def test_async_structured_with_repair(make_llm):
+    llm, t = make_llm(["not json", GOOD], structured_mode="text")
+    done = asyncio.run(llm.acomplete("Q", schema=Answer))
+    assert done.parsed.value == 42 and len(t.requests) == 2
+
+
+def test_schema_must_be_a_pydantic_model(make_llm):
+    llm, _ = make_llm([GOOD])
+    with pytest.raises(TypeError, match="BaseModel"):
+        llm.complete("Q", schema=dict)

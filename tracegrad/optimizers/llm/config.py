@@ -1,0 +1,51 @@
+"""Where the client's model comes from, and how messages are accepted.
+
+The model is taken from the argument, else the ``TRACEGRAD_MODEL`` environment
+variable, else :func:`_default_model` (the hook for an embedded local model); with none
+of them, the error says how to configure one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tracegrad.optimizers.llm.errors import LLMConfigError
+from tracegrad.optimizers.llm.request import Message
+
+MODEL_ENV = "TRACEGRAD_MODEL"
+API_BASE_ENV = "TRACEGRAD_API_BASE"
+
+
+def _default_model() -> str | None:
+    """The model to use when none is configured.
+
+    Hook for an embedded local model: returns None until one is bundled, so that a
+    missing configuration is reported instead of silently guessed.
+    """
+    return None
+
+
+def resolve_model(model: str | None) -> str:
+    """The model from the argument, else ``$TRACEGRAD_MODEL``, else the local default."""
+    chosen = model or os.environ.get(MODEL_ENV) or _default_model()
+    if not chosen:
+        raise LLMConfigError(
+            "No LLM model is configured. Either pass one, e.g. "
+            'LLM(model="openai/gpt-4o-mini") (any litellm model name works), or set the '
+            f"{MODEL_ENV} environment variable, e.g. {MODEL_ENV}=anthropic/claude-3-5-haiku-latest"
+            ", or use an OpenAI-compatible local server (vLLM, llama.cpp, Ollama, LM Studio):"
+            ' LLM(model="openai/<served-model>", api_base="http://localhost:8000/v1")'
+            f" (or set {API_BASE_ENV}). Provider keys come from their usual environment "
+            "variables (OPENAI_API_KEY, ...) or api_key=."
+        )
+    return chosen
+
+
+def as_messages(messages: str | list[Message]) -> list[Message]:
+    """A prompt string becomes one user message; a message list is checked and copied."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    for m in messages:
+        if not isinstance(m, dict) or "role" not in m:
+            raise TypeError(f"each message must be a dict with a 'role', got {m!r}")
+    return [dict(m) for m in messages]  # the request keeps its own copy

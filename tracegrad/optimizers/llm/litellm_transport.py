@@ -1,0 +1,150 @@
+"""The real transport: any provider litellm supports, local OpenAI-compatible servers
+included (``model="openai/<name>"``, ``api_base="http://localhost:8000/v1"``).
+
+litellm is imported only when a call, a token count or a price is needed, so importing
+tracegrad stays fast. Its own retries are turned off: the client retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from types import ModuleType
+from typing import Any
+
+from tracegrad.optimizers.llm.request import LLMRequest, Message, TransportResponse
+from tracegrad.optimizers.llm.transports import Transport
+
+logger = logging.getLogger("tracegrad.llm")
+
+
+def import_litellm() -> ModuleType:
+    """Import litellm for offline-safe use (local price map, no debug banners)."""
+    # Without this litellm downloads its price map at import time.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def _dump(response: Any) -> dict[str, Any]:
+    try:
+        data = response.model_dump()
+    except Exception:  # raw access is best effort
+        return {"repr": repr(response)}
+    try:
+        return json.loads(json.dumps(data, default=str))
+    except (TypeError, ValueError):
+        return {"repr": repr(response)}
+
+
+def _cost(litellm: ModuleType, response: Any) -> float | None:
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+        except Exception:  # unknown model or price: cost unknown, not an error
+            return None
+    return float(cost) if cost is not None else None
+
+
+def _to_response(litellm: ModuleType, response: Any, request: LLMRequest) -> TransportResponse:
+    choice = response.choices[0] if getattr(response, "choices", None) else None
+    message = getattr(choice, "message", None)
+    text = getattr(message, "content", None) or ""
+    usage = getattr(response, "usage", None)
+    return TransportResponse(
+        text=text,
+        model=getattr(response, "model", None) or request.model,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=_cost(litellm, response),
+        finish_reason=getattr(choice, "finish_reason", None),
+        raw=_dump(response),
+    )
+
+
+class LiteLLMTransport(Transport):
+    """Sends requests through ``litellm.completion`` / ``litellm.acompletion``.
+
+    ``drop_params`` lets litellm drop settings a provider does not accept (e.g. ``seed``)
+    instead of failing; ``extra`` is passed to every call (e.g. provider-specific
+    options) and is not part of the cache key.
+    """
+
+    def __init__(self, *, drop_params: bool = True, extra: dict[str, Any] | None = None) -> None:
+        self.drop_params = drop_params
+        self.extra = dict(extra or {})
+
+    def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            **self.extra,
+            **request.params,
+            "model": request.model,
+            "messages": request.messages,
+            "num_retries": 0,
+            "max_retries": 0,
+            "drop_params": self.drop_params,
+        }
+        if request.response_format is not None:
+            kwargs["response_format"] = request.response_format
+        if request.api_base is not None:
+            kwargs["api_base"] = request.api_base
+        if request.api_key is not None:
+            kwargs["api_key"] = request.api_key
+        if request.timeout is not None:
+            kwargs["timeout"] = request.timeout
+        return kwargs
+
+    def complete(self, request: LLMRequest) -> TransportResponse:
+        """One blocking call."""
+        litellm = import_litellm()
+        return _to_response(litellm, litellm.completion(**self._kwargs(request)), request)
+
+    async def acomplete(self, request: LLMRequest) -> TransportResponse:
+        """One async call."""
+        litellm = import_litellm()
+        response = await litellm.acompletion(**self._kwargs(request))
+        return _to_response(litellm, response, request)
+
+    def structured_mode(self, model: str, api_base: str | None) -> str:
+        """``json_schema`` where litellm knows the model supports response schemas,
+        ``json_object`` where the provider accepts ``response_format``, else ``text``."""
+        litellm = import_litellm()
+        try:
+            if litellm.supports_response_schema(model=model):
+                return "json_schema"
+        except Exception:
+            logger.debug("supports_response_schema failed for %s", model, exc_info=True)
+        try:
+            if "response_format" in (litellm.get_supported_openai_params(model=model) or []):
+                return "json_object"
+        except Exception:
+            logger.debug("get_supported_openai_params failed for %s", model, exc_info=True)
+        return "text"
+
+
+def count_prompt_tokens(model: str, messages: list[Message]) -> tuple[int, bool]:
+    """Prompt tokens of ``messages`` for ``model``, and whether the count is a guess.
+
+    Uses litellm's tokenizer for the model; falls back to ~4 characters per token.
+    """
+    try:
+        return int(import_litellm().token_counter(model=model, messages=messages)), False
+    except Exception:
+        chars = sum(len(str(m.get("content", ""))) for m in messages)
+        return max(1, chars // 4), True
+
+
+def price_tokens(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """Dollars for the given token counts, or None when the model's price is unknown."""
+    try:
+        p, c = import_litellm().cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+    except Exception:
+        return None
+    return float(p) + float(c)

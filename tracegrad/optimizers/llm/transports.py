@@ -1,0 +1,204 @@
+"""The transport seam: the only place where a request becomes a response.
+
+:class:`~tracegrad.optimizers.llm.litellm_transport.LiteLLMTransport` talks to real
+providers. :class:`ScriptedTransport` answers from a script (for tests), and
+:class:`ReplayTransport` answers from a recorded JSONL file, optionally recording what
+a wrapped transport answers on a miss. All of them run offline and deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tracegrad.optimizers.llm.errors import LLMCallError, LLMError
+from tracegrad.optimizers.llm.request import LLMRequest, TransportResponse
+
+
+class Transport:
+    """Base class of transports: subclasses implement :meth:`complete`.
+
+    ``acomplete`` defaults to running ``complete`` in a worker thread, and
+    ``structured_mode`` to plain text (the safest assumption about a provider).
+    """
+
+    def complete(self, request: LLMRequest) -> TransportResponse:
+        """Answer one request (raise the provider's error on failure)."""
+        raise NotImplementedError
+
+    async def acomplete(self, request: LLMRequest) -> TransportResponse:
+        """Answer one request without blocking the event loop."""
+        return await asyncio.to_thread(self.complete, request)
+
+    def structured_mode(self, model: str, api_base: str | None) -> str:
+        """The strongest structured output mode the provider supports for ``model``."""
+        return "text"
+
+
+ScriptItem = str | dict[str, Any] | BaseException | TransportResponse
+
+
+def to_response(item: str | dict[str, Any] | TransportResponse, model: str) -> TransportResponse:
+    """Build a response from a string or a dict such as
+    ``{"text": ..., "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.001}``
+    (``content`` may stand for ``text``, and a ``usage`` dict for the token counts)."""
+    if isinstance(item, TransportResponse):
+        return item
+    if isinstance(item, str):
+        return TransportResponse(text=item, model=model, cost_usd=0.0)
+    if not isinstance(item, dict):
+        raise TypeError(f"a scripted response must be str, dict or exception, got {item!r}")
+    data = dict(item)
+    usage = data.pop("usage", None) or {}
+    text = data.pop("text", data.pop("content", ""))
+    return TransportResponse(
+        text=text if isinstance(text, str) else json.dumps(text),
+        model=data.pop("model", model),
+        prompt_tokens=int(data.pop("prompt_tokens", usage.get("prompt_tokens", 0))),
+        completion_tokens=int(data.pop("completion_tokens", usage.get("completion_tokens", 0))),
+        cost_usd=data.pop("cost_usd", 0.0),
+        finish_reason=data.pop("finish_reason", "stop"),
+        raw={"scripted": True, **data},
+    )
+
+
+class ScriptedTransport(Transport):
+    """Answers from a script, in order, and records every request it saw.
+
+    ``script`` is either a list whose items are strings, dicts (see :func:`to_response`)
+    or exceptions to raise, or a function ``request -> item`` called for each request.
+    ``structured_mode`` sets what the fake provider claims to support.
+    """
+
+    def __init__(
+        self,
+        script: Iterable[ScriptItem] | Callable[[LLMRequest], ScriptItem],
+        *,
+        structured_mode: str = "json_schema",
+    ) -> None:
+        self._fn = script if callable(script) else None
+        self._items = [] if callable(script) else list(script)
+        self._mode = structured_mode
+        self._lock = threading.Lock()
+        self.requests: list[LLMRequest] = []
+
+    def complete(self, request: LLMRequest) -> TransportResponse:
+        """Record ``request`` and return (or raise) the next scripted item."""
+        with self._lock:
+            self.requests.append(request)
+            if self._fn is not None:
+                item = None
+            elif self._items:
+                item = self._items.pop(0)
+            else:
+                raise LLMError(f"ScriptedTransport ran out of responses after {len(self.requests) - 1} requests")
+        if self._fn is not None:
+            item = self._fn(request)
+        if isinstance(item, BaseException):
+            raise item
+        return to_response(item, request.model)  # type: ignore[arg-type]
+
+    async def acomplete(self, request: LLMRequest) -> TransportResponse:
+        """Same as :meth:`complete` (no thread, so the order stays deterministic)."""
+        return self.complete(request)
+
+    def structured_mode(self, model: str, api_base: str | None) -> str:
+        """The mode given at construction."""
+        return self._mode
+
+    @property
+    def remaining(self) -> int:
+        """Scripted items not used yet."""
+        return len(self._items)
+
+
+class ReplayTransport(Transport):
+    """Answers from a JSONL file of recorded requests and responses, by request key.
+
+    With ``record_from``, a request missing from the file is sent to that transport and
+    its answer appended to the file (recording mode); without it, a miss raises
+    :class:`LLMCallError` (kind ``replay_miss``).
+    """
+
+    def __init__(self, path: str | Path, *, record_from: Transport | None = None) -> None:
+        self.path = Path(path)
+        self.record_from = record_from
+        self._lock = threading.Lock()
+        self._entries: dict[str, TransportResponse] = {}
+        self._modes: dict[str, str] = {}
+        if self.path.exists():
+            for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    self._entries[entry["key"]] = TransportResponse.from_json(entry["response"])
+                    self._note_mode(entry["request"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise LLMError(f"{self.path}:{n}: not a replay entry: {exc}") from exc
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _lookup(self, request: LLMRequest) -> TransportResponse | None:
+        with self._lock:
+            hit = self._entries.get(request.key)
+        if hit is None and self.record_from is None:
+            raise LLMCallError(
+                f"no recorded response for request {request.key[:12]} (model "
+                f"{request.model!r}) in {self.path}; record it with "
+                "ReplayTransport(path, record_from=LiteLLMTransport())",
+                kind="replay_miss",
+            )
+        return hit
+
+    def _record(self, request: LLMRequest, response: TransportResponse) -> None:
+        line = json.dumps(
+            {"key": request.key, "request": request.key_data(), "response": json.loads(response.to_json())},
+            ensure_ascii=False,
+            default=str,
+        )
+        with self._lock:
+            self._entries[request.key] = response
+            self._note_mode(request.key_data())
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    def complete(self, request: LLMRequest) -> TransportResponse:
+        """The recorded response, or (recording mode) a new one that is then saved."""
+        hit = self._lookup(request)
+        if hit is not None:
+            return hit
+        assert self.record_from is not None
+        response = self.record_from.complete(request)
+        self._record(request, response)
+        return response
+
+    async def acomplete(self, request: LLMRequest) -> TransportResponse:
+        """Async version of :meth:`complete`."""
+        hit = self._lookup(request)
+        if hit is not None:
+            return hit
+        assert self.record_from is not None
+        response = await self.record_from.acomplete(request)
+        self._record(request, response)
+        return response
+
+    def _note_mode(self, request: dict[str, Any]) -> None:
+        """Remember which structured output mode the recording used for a model."""
+        fmt = request.get("response_format") or {}
+        mode = fmt.get("type") if isinstance(fmt, dict) else None
+        if mode in ("json_schema", "json_object"):
+            self._modes[str(request.get("model"))] = mode
+
+    def structured_mode(self, model: str, api_base: str | None) -> str:
+        """When recording, the recorded transport's mode; when replaying, the mode the
+        recording used for ``model`` (``text`` if it never used a response format)."""
+        if self.record_from is not None:
+            return self.record_from.structured_mode(model, api_base)
+        return self._modes.get(model, "text")
