@@ -359,11 +359,6 @@ def test_exception_in_a_nested_bundle_is_one_error_node_of_the_outer():
     assert info.value.node.operator.name == "outer"
 
 
-@pytest.mark.xfail(
-    reason="BUG: a node passed to a nested bundle inside a bundle is resolved with ._data (no read recorded), "
-    "so the outer operation loses the dependency and backward never reaches it",
-    strict=True,
-)
 def test_node_passed_to_a_nested_bundle_is_recorded_as_an_input_of_the_outer():
     p = tg.node("x", trainable=True)
 
@@ -438,11 +433,6 @@ def test_new_code_sees_globals_and_closure_variables():
     assert scale(2).data == 7
 
 
-@pytest.mark.xfail(
-    reason="BUG: new code is compiled in a snapshot of the function's globals and closure values "
-    "(bundle._operator_for), so it keeps seeing values from compile time while the original code sees live ones",
-    strict=True,
-)
 def test_new_code_sees_the_current_closure_and_global_values():
     offset = 1
 
@@ -491,11 +481,6 @@ def test_code_with_another_signature_or_name_is_rejected(bad):
     assert solve(1).data == 2
 
 
-@pytest.mark.xfail(
-    reason="BUG: Code kind does not check sync/async: a sync bundle accepts 'async def' code (its calls then "
-    "return an un-awaited coroutine as the value) and an async bundle accepts 'def' code (calls then fail)",
-    strict=True,
-)
 def test_async_code_for_a_sync_bundle_is_rejected():
     @tg.bundle(trainable=True)
     def solve(x):
@@ -611,11 +596,6 @@ def test_nested_trainable_bundle_code_is_an_input_of_the_outer():
     assert values(inner.parameter) == ["fb"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: every compiled version of a bundle registers its source in linecache under the same "
-    "filename <tracegrad:NAME>, so a traceback of an older (cached) version shows lines of the newest one",
-    strict=True,
-)
 def test_traceback_shows_the_lines_of_the_code_that_failed():
     a, b = Solver(1), Solver(2)
     a.solve.parameter.data = "def solve(self, x):\n    return x / 0  # version A\n"
@@ -624,3 +604,31 @@ def test_traceback_shows_the_lines_of_the_code_that_failed():
         with pytest.raises(tg.ExecutionError) as info:
             solver.solve(1)
         assert tag in info.value.node.traceback
+
+
+def test_operations_on_captured_nodes_inside_a_bundle_are_reads_not_operations():
+    prompt = tg.node("Hello", trainable=True, name="prompt")
+
+    @tg.bundle()
+    def greet(name):
+        return (prompt + ", " + name).data  # operators on a node the bundle was not given
+
+    with tg.recording() as rec:
+        out = greet("Ada")
+    assert out.data == "Hello, Ada"
+    assert rec.nodes == [out]  # nothing inside the bundle was recorded
+    assert prompt in out.parents
+    out.backward("be warmer")
+    assert [f.value for f in prompt.feedback] == ["be warmer"]
+
+
+def test_calling_a_trainable_method_through_the_class_uses_the_objects_code():
+    class Agent(tg.Module):
+        @tg.bundle(trainable=True)
+        def act(self, x):
+            return x + 1
+
+    agent = Agent()
+    agent.act.parameter.data = "def act(self, x):\n    return x + 100\n"
+    assert Agent.act(agent, 1).data == 101
+    assert agent.act.parameter in Agent.act(agent, 1).parents

@@ -397,3 +397,13 @@ def test_code_kind_dedents_indented_source():
 
     source = "    def f(x):\n        return x + 1\n"
     assert tg.Code.of(f).validate(source) == "def f(x):\n    return x + 1\n"
+
+
+def test_structure_without_schema_keeps_strings_as_strings():
+    p = tg.node({"a": 1}, trainable=True, kind=tg.Structure())
+    p.data = "123"
+    assert p.data == "123"
+
+
+def test_plain_node_with_a_kind_stores_the_coerced_value():
+    assert tg.node("0.5", kind="number").data == 0.5

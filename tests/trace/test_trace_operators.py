@@ -168,11 +168,6 @@ def test_integer_node_can_index():
     assert list(range(tg.node(3))) == [0, 1, 2]
 
 
-@pytest.mark.xfail(
-    reason="BUG: Node.__index__ calls self.data.__index__(), raising AttributeError (not TypeError) "
-    "for values without __index__ (e.g. a float), so float(node) and indexing misbehave",
-    strict=True,
-)
 def test_non_integer_node_used_as_index_raises_type_error():
     with pytest.raises(TypeError):
         [1, 2][tg.node(1.5)]
@@ -431,11 +426,6 @@ def test_apply_exception_becomes_error_node():
     assert info.value.node.parents == (a,)
 
 
-@pytest.mark.xfail(
-    reason="BUG: call_traced stores a returned Node as the value of the new node (a node inside a node); "
-    "under no_trace it raises TypeError from Node(value)",
-    strict=True,
-)
 def test_apply_of_a_function_returning_a_node_stores_its_value():
     inner = tg.node(3)
     out = tg.apply(lambda: inner)
@@ -445,10 +435,6 @@ def test_apply_of_a_function_returning_a_node_stores_its_value():
         assert tg.apply(lambda: inner).data == 3
 
 
-@pytest.mark.xfail(
-    reason="BUG: calling a node that holds a bundled function stores the bundle's output Node as the value",
-    strict=True,
-)
 def test_calling_a_node_holding_a_bundle_gives_a_plain_value():
     @tg.bundle()
     def double(x):
@@ -465,3 +451,26 @@ def test_operations_do_not_hit_the_recursion_limit_on_deep_chains():
     for _ in range(sys.getrecursionlimit() * 3):
         x = x + 1
     assert x.data == sys.getrecursionlimit() * 3
+
+
+def test_rounding_and_divmod_are_traced():
+    import math
+
+    x = tg.node(7.6, name="x")
+    for result, expected in ((round(x), 8), (round(x, 0), 8.0), (math.floor(x), 7), (math.ceil(x), 8)):
+        assert isinstance(result, tg.Node)
+        assert result.data == expected
+        assert result.parents == (x,)
+    q = divmod(tg.node(7), 2)
+    assert q.data == (3, 1)
+
+
+def test_numeric_conversions_give_plain_values():
+    x = tg.node(2.5)
+    assert float(x) == 2.5 and int(x) == 2 and complex(x) == 2.5 + 0j
+
+
+def test_iterating_over_a_string_node_yields_traced_characters():
+    chars = list(tg.node("ab"))
+    assert [c.data for c in chars] == ["a", "b"]
+    assert all(isinstance(c, tg.OperationNode) for c in chars)

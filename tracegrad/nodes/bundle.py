@@ -11,13 +11,25 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from tracegrad.nodes.code import closure_values, compile_function, function_source
+from tracegrad.errors import ExecutionError
+from tracegrad.nodes.code import compile_function, forget_source, function_source, live_namespace
 from tracegrad.nodes.kinds import Code
-from tracegrad.trace.context import READS
-from tracegrad.trace.node import Node, Operator, ParameterNode, record, record_error, resolve, unique_nodes
+from tracegrad.trace.context import READS, TRACING
+from tracegrad.trace.node import (
+    Node,
+    Operator,
+    ParameterNode,
+    _serials,
+    record,
+    record_error,
+    resolve,
+    unique_nodes,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,6 +71,7 @@ class Bundle(Generic[P, R]):
         self.is_method = next(iter(self.signature.parameters), None) in ("self", "cls")
         self._operator = self._make_operator(fn)
         self._compiled: dict[str, BundleOperator | BaseException] = {}
+        self._lock = threading.Lock()
         self.parameter: ParameterNode | None = None
         if trainable:
             source = function_source(fn)
@@ -97,55 +110,61 @@ class Bundle(Generic[P, R]):
         if code is None:
             return self._operator
         source = code.data  # a read: records the code as an input of an enclosing bundle
-        compiled = self._compiled.get(source)
-        if compiled is None:
-            namespace = {**self.fn.__globals__, **closure_values(self.fn)}
-            try:
-                compiled = self._make_operator(compile_function(source, self.fn.__name__, namespace, self.name))
-            except Exception as exc:  # a SyntaxError or a failing definition becomes data
-                compiled = exc
-            if len(self._compiled) >= _MAX_COMPILED:
-                self._compiled.pop(next(iter(self._compiled)))
-            self._compiled[source] = compiled
+        with self._lock:
+            compiled = self._compiled.get(source)
+            if compiled is None:
+                try:
+                    fn = compile_function(source, self.fn.__name__, live_namespace(self.fn), self.name)
+                    compiled = self._make_operator(fn)
+                except Exception as exc:  # a SyntaxError or a failing definition becomes data
+                    compiled = exc
+                if len(self._compiled) >= _MAX_COMPILED:
+                    oldest = next(iter(self._compiled))
+                    del self._compiled[oldest]
+                    forget_source(self.name, oldest)
+                self._compiled[source] = compiled
         return compiled
 
     # -- calling -------------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        return self.invoke(self.parameter, args, kwargs)
+        code = self.parameter
+        if code is not None and self.is_method and args:  # Class.method(obj, ...): obj's own code
+            code = self.code_parameter_for(args[0])
+        return self.invoke(code, args, kwargs)
 
     def invoke(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> Any:
-        """Call with explicit code parameter; returns a node (a coroutine if async)."""
+        """Call with an explicit code parameter; returns a node (a coroutine if async)."""
         if self.is_async:
             return self._acall(code, args, kwargs)
-        inside, op, parents, kwargs = self._prepare(code, args, kwargs)
-        if inside:
+        outer_reads, op, parents = self._prepare(code, args, kwargs)
+        if outer_reads is not None:  # inside another bundled function: just run
+            outer_reads.extend(parents)
             return op.fn(*resolve(args), **resolve(kwargs))
         reads: list[Node] = []
-        token = READS.set(reads)
+        first_serial = next(_serials)
         try:
-            value = op.fn(*resolve(args), **resolve(kwargs))
+            with _running(reads):
+                value = op.fn(*resolve(args), **resolve(kwargs))
         except Exception as exc:
-            raise record_error(op, args, kwargs, _merge(parents, reads), exc) from exc
-        finally:
-            READS.reset(token)
-        return self._finish(op, args, kwargs, parents, reads, value)
+            raise _failed(op, args, kwargs, _merge(parents, reads), exc) from exc
+        return self._finish(op, args, kwargs, parents, reads, value, first_serial)
 
     async def _acall(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> Any:
-        inside, op, parents, kwargs = self._prepare(code, args, kwargs)
-        if inside:
+        outer_reads, op, parents = self._prepare(code, args, kwargs)
+        if outer_reads is not None:
+            outer_reads.extend(parents)
             return await op.fn(*resolve(args), **resolve(kwargs))
         reads: list[Node] = []
-        token = READS.set(reads)
+        first_serial = next(_serials)
         try:
-            value = await op.fn(*resolve(args), **resolve(kwargs))
+            with _running(reads):
+                value = await op.fn(*resolve(args), **resolve(kwargs))
         except Exception as exc:
-            raise record_error(op, args, kwargs, _merge(parents, reads), exc) from exc
-        finally:
-            READS.reset(token)
-        return self._finish(op, args, kwargs, parents, reads, value)
+            raise _failed(op, args, kwargs, _merge(parents, reads), exc) from exc
+        return self._finish(op, args, kwargs, parents, reads, value, first_serial)
 
-    def _prepare(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> tuple[bool, Any, tuple, dict]:
-        inside = READS.get() is not None
+    def _prepare(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> tuple[list | None, Any, tuple]:
+        outer_reads = READS.get()
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -155,14 +174,18 @@ class Bundle(Generic[P, R]):
         if code is not None:
             parents = _merge(parents, (code,))
         if isinstance(op, BaseException):
-            if inside:
-                raise op
+            if outer_reads is not None:
+                outer_reads.extend(parents)
+                raise op.with_traceback(None)
             raise record_error(self._operator, args, kwargs or None, parents, op) from op
-        return inside, op, parents, kwargs
+        return outer_reads, op, parents
 
-    def _finish(self, op: Operator, args: tuple, kwargs: dict, parents: tuple, reads: list, value: Any) -> Node:
-        if isinstance(value, Node):  # returning a node the function got hold of
-            reads.append(value)
+    def _finish(
+        self, op: Operator, args: tuple, kwargs: dict, parents: tuple, reads: list, value: Any, first_serial: int
+    ) -> Node:
+        if isinstance(value, Node):
+            if value._serial < first_serial:  # a node that existed before the call: an input
+                reads.append(value)
             value = value._data
         return record(op, args, kwargs or None, _merge(parents, reads), value)
 
@@ -196,6 +219,24 @@ class BoundBundle:
 
     def __repr__(self) -> str:
         return f"<bound {self.bundle!r} of {type(self.instance).__name__}>"
+
+
+@contextmanager
+def _running(reads: list[Node]) -> Iterator[None]:
+    """While a bundled function runs: collect node reads, record no operations."""
+    reads_token = READS.set(reads)
+    tracing_token = TRACING.set(False)
+    try:
+        yield
+    finally:
+        TRACING.reset(tracing_token)
+        READS.reset(reads_token)
+
+
+def _failed(op: Operator, args: tuple, kwargs: dict, parents: tuple[Node, ...], exc: Exception) -> ExecutionError:
+    """The error for a failed call (an operation that failed inside reports its own cause)."""
+    cause = exc.exception if isinstance(exc, ExecutionError) else exc
+    return record_error(op, args, kwargs or None, parents, cause)  # type: ignore[arg-type]
 
 
 def _merge(parents: tuple[Node, ...], more: Any) -> tuple[Node, ...]:

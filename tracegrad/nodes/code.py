@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
 import linecache
 import textwrap
@@ -27,29 +28,52 @@ def function_source(fn: Callable[..., Any]) -> str:
     raise ValueError(f"could not find the definition of {fn.__name__!r} in its source")
 
 
-def closure_values(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The current values of ``fn``'s closure variables (a new version sees them as globals)."""
-    cells = fn.__closure__ or ()
-    values = {}
-    for name, cell in zip(fn.__code__.co_freevars, cells, strict=True):
-        try:
-            values[name] = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-    return values
+class _LiveNamespace(dict):
+    """Globals for a new version of a function: names it defines itself live here;
+    everything else is looked up at call time in the original function's closure
+    cells and module globals, so the new code sees their current values."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self._module = fn.__globals__
+        self._cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+
+    def __missing__(self, key: str) -> Any:
+        cell = self._cells.get(key)
+        if cell is not None:
+            try:
+                return cell.cell_contents
+            except ValueError:  # an empty cell: fall through to the module
+                pass
+        return self._module[key]
+
+
+def live_namespace(fn: Callable[..., Any]) -> dict[str, Any]:
+    """A fresh namespace for compiling a new version of ``fn``."""
+    return _LiveNamespace(fn)
+
+
+def source_filename(label: str, source: str) -> str:
+    """The pseudo file name a compiled version is registered under (one per version)."""
+    digest = hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"<tracegrad:{label}:{digest}>"
+
+
+def forget_source(label: str, source: str) -> None:
+    """Drop a version's lines from ``linecache`` once nothing will run it again."""
+    linecache.cache.pop(source_filename(label, source), None)
 
 
 def compile_function(source: str, name: str, namespace: dict[str, Any], label: str) -> Callable[..., Any]:
-    """Execute ``source`` in a copy of ``namespace`` and return its function ``name``.
+    """Execute ``source`` in ``namespace`` and return its function ``name``.
 
     Raises whatever compiling or executing the definition raises (``SyntaxError`` ...).
     The source is registered with ``linecache`` so tracebacks show its lines.
     """
-    filename = f"<tracegrad:{label}>"
+    filename = source_filename(label, source)
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    scope = dict(namespace)
-    exec(compile(source, filename, "exec"), scope)
-    fn = scope.get(name)
+    exec(compile(source, filename, "exec"), namespace)
+    fn = namespace.get(name) if name in namespace else None
     if not callable(fn):
         raise NameError(f"the code does not define a function named {name!r}")
     return fn

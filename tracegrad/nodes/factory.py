@@ -29,7 +29,7 @@ def node(
     if trainable:
         return ParameterNode(value, resolve_kind(kind, value), name=name, description=description)
     if kind is not None:
-        resolve_kind(kind, value).validate(value)
+        value = resolve_kind(kind, value).validate(value)
     return Node(value, name=name, description=description)
 
 

@@ -13,7 +13,7 @@ import inspect
 import json
 import math
 import textwrap
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
@@ -44,6 +44,16 @@ class Kind:
     def from_json(self, data: Any) -> Any:
         """The inverse of ``to_json`` (the result is validated afterwards)."""
         return data
+
+
+@lru_cache(maxsize=256)
+def _float_adapter(low: float | None, high: float | None) -> TypeAdapter:
+    return TypeAdapter(Annotated[float, Field(ge=low, le=high, allow_inf_nan=False)])
+
+
+@lru_cache(maxsize=256)
+def _int_adapter(low: int | None, high: int | None) -> TypeAdapter:
+    return TypeAdapter(Annotated[int, Field(ge=low, le=high)])
 
 
 def _check(adapter: TypeAdapter, value: Any, expected: str) -> Any:
@@ -98,9 +108,9 @@ class Number(Kind):
     def __post_init__(self) -> None:
         _check_bounds_order(self.low, self.high)
 
-    @cached_property
+    @property
     def _adapter(self) -> TypeAdapter:
-        return TypeAdapter(Annotated[float, Field(ge=self.low, le=self.high, allow_inf_nan=False)])
+        return _float_adapter(self.low, self.high)
 
     def validate(self, value: Any) -> float:
         if isinstance(value, bool):
@@ -122,9 +132,9 @@ class Integer(Kind):
     def __post_init__(self) -> None:
         _check_bounds_order(self.low, self.high)
 
-    @cached_property
+    @property
     def _adapter(self) -> TypeAdapter:
-        return TypeAdapter(Annotated[int, Field(ge=self.low, le=self.high)])
+        return _int_adapter(self.low, self.high)
 
     def validate(self, value: Any) -> int:
         if isinstance(value, bool):
@@ -150,6 +160,8 @@ class Choice(Kind):
         for option in self.options:
             if type(option) is type(value) and option == value:
                 return option
+            if isinstance(option, tuple) and isinstance(value, list) and list(option) == value:
+                return option  # a tuple option that went through JSON
         if isinstance(value, str):
             matches = [o for o in self.options if str(o) == value.strip() or repr(o) == value.strip()]
             if len(matches) == 1:
@@ -177,18 +189,29 @@ class Structure(Kind):
         return None if self.schema is None else TypeAdapter(self.schema)
 
     def validate(self, value: Any) -> Any:
-        if isinstance(value, str) and self.schema is not str:
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                if self.schema is not None:
-                    raise InvalidValueError(f"expected JSON data, got unparseable text {value!r:.80}") from None
         if self._adapter is not None:
-            value = self._adapter.dump_python(_check(self._adapter, value, "data matching the schema"), mode="json")
+            try:
+                checked = self._adapter.validate_python(value)
+            except ValidationError:
+                if not isinstance(value, str):
+                    raise InvalidValueError(self._mismatch(value)) from None
+                try:  # a model may answer with the data serialized as JSON text
+                    checked = self._adapter.validate_json(value)
+                except ValidationError:
+                    raise InvalidValueError(self._mismatch(value)) from None
+            value = self._adapter.dump_python(checked, mode="json")
         try:
             return json.loads(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise InvalidValueError(f"expected JSON-like data: {exc}") from None
+
+    def _mismatch(self, value: Any) -> str:
+        try:
+            self._adapter.validate_python(value)  # type: ignore[union-attr]
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+            return f"expected data matching the schema, got {value!r:.80}: {detail}"
+        return f"expected data matching the schema, got {value!r:.80}"
 
     def describe(self) -> str:
         if self._adapter is None:
@@ -207,13 +230,15 @@ class Code(Kind):
 
     function: str
     signature: tuple[tuple[str, str, bool], ...]
+    is_async: bool = False
     name: ClassVar[str] = "code"
 
     @classmethod
     def of(cls, fn: Any) -> Code:
         """The code kind that ``fn``'s own source satisfies."""
         params = inspect.signature(fn).parameters.values()
-        return cls(fn.__name__, tuple((p.name, p.kind.name, p.default is not p.empty) for p in params))
+        signature = tuple((p.name, p.kind.name, p.default is not p.empty) for p in params)
+        return cls(fn.__name__, signature, inspect.iscoroutinefunction(fn))
 
     def validate(self, value: Any) -> str:
         if not isinstance(value, str):
@@ -229,6 +254,9 @@ class Code(Kind):
         ]  # fmt: skip
         if not defs:
             raise InvalidValueError(f"the code must define a top-level function named {self.function!r}")
+        if isinstance(defs[-1], ast.AsyncFunctionDef) != self.is_async:
+            wanted = "async def" if self.is_async else "def (not async def)"
+            raise InvalidValueError(f"{self.function!r} must stay a {wanted} function")
         found = _ast_signature(defs[-1].args)
         if found != self.signature:
             raise InvalidValueError(
@@ -246,7 +274,8 @@ class Code(Kind):
         return ", ".join(parts)
 
     def describe(self) -> str:
-        return f"code: Python source defining {self.function}({self.format_signature(self.signature)})"
+        keyword = "async def" if self.is_async else "def"
+        return f"code: Python source defining {keyword} {self.function}({self.format_signature(self.signature)})"
 
 
 def _ast_signature(args: ast.arguments) -> tuple[tuple[str, str, bool], ...]:

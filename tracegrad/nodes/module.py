@@ -131,13 +131,14 @@ def _walk_module(module: Any, prefix: str, visited: set[int]) -> Iterator[tuple[
     for attr, value in vars(module).items():
         if attr != _INSTANCE_KEY:
             yield from _walk_value(value, _join(prefix, attr), visited)
-    names = {}
-    for klass in reversed(type(module).__mro__):
-        names.update({k: v for k, v in vars(klass).items() if isinstance(v, Bundle) and v.trainable})
+    cls = type(module)
+    names = dict.fromkeys(name for klass in reversed(cls.__mro__) for name in vars(klass))
     for attr in names:
-        param = getattr(module, attr).parameter
-        if param is not None:
-            yield _join(prefix, f"{attr}.code"), param
+        member = getattr(cls, attr, None)
+        if isinstance(member, Bundle) and member.trainable:
+            param = member.code_parameter_for(module)
+            if param is not None:
+                yield _join(prefix, f"{attr}.code"), param
 
 
 def _walk_value(value: Any, path: str, visited: set[int]) -> Iterator[tuple[str, ParameterNode]]:

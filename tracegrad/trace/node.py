@@ -9,6 +9,7 @@ topological order of any graph.
 from __future__ import annotations
 
 import itertools
+import operator as _operator
 import traceback as _traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -178,7 +179,16 @@ class Node:
         return format(self.data, spec)
 
     def __index__(self) -> int:
-        return self.data.__index__()
+        return _operator.index(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __complex__(self) -> complex:
+        return complex(self.data)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}={_short_repr(self._data)})"
@@ -323,6 +333,9 @@ def resolve(obj: Any, lookup: Callable[[Node], Any] | None = None) -> Any:
 def record(op: Operator, args: tuple, kwargs: dict | None, parents: tuple[Node, ...], value: Any) -> Node:
     """Make the node for a finished operation (a parentless one when not tracing)."""
     if not TRACING.get():
+        reads = READS.get()
+        if reads is not None:  # inside a bundled function: the inputs are its dependencies
+            reads.extend(parents)
         return Node(value)
     node = OperationNode.__new__(OperationNode)
     node._data = value
@@ -354,9 +367,13 @@ def record_error(
     node._op = op
     node._args = args
     node._kwargs = kwargs
-    node._parents = parents if TRACING.get() else ()
+    tracing = TRACING.get()
+    node._parents = parents if tracing else ()
+    reads = READS.get()
+    if not tracing and reads is not None:
+        reads.extend(parents)
     node._traceback = "".join(_traceback.format_exception(exc)).rstrip()
-    if TRACING.get():
+    if tracing:
         for rec in RECORDINGS.get():
             rec.nodes.append(node)
     return ExecutionError(node)
@@ -372,6 +389,10 @@ def call_traced(op: Operator, args: tuple, kwargs: dict | None = None) -> Node:
         value = op.fn(*resolve(args), **(resolve(kwargs) if kwargs else {}))
     except Exception as exc:
         raise record_error(op, args, kwargs, parents, exc) from exc
+    if isinstance(value, Node):  # e.g. calling a node that holds a bundled function
+        if value._parents or isinstance(value, ParameterNode):
+            parents = (*parents, value) if all(p is not value for p in parents) else parents
+        value = value._data
     return record(op, args, kwargs, parents, value)
 
 

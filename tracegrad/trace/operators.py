@@ -12,12 +12,13 @@ Rules:
   built from nodes use ``node.format(...)`` or a bundled function.
 * Attributes are read with the explicit ``node.getattr(name)``; anything else is
   reached through ``node.data``.
-* Iterating over a node holding a list, tuple or dict yields traced nodes (items, or
+* Iterating over a node holding a list, tuple, str or dict yields traced nodes (items, or
   keys for a dict).
 """
 
 from __future__ import annotations
 
+import math
 import operator as _op
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +42,7 @@ _BINARY: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
     "xor": (_op.xor, "^"),
     "lshift": (_op.lshift, "<<"),
     "rshift": (_op.rshift, ">>"),
+    "divmod": (divmod, "divmod"),
 }
 _COMPARE: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
     "lt": (_op.lt, "<"),
@@ -55,6 +57,9 @@ _UNARY: dict[str, tuple[Callable[[Any], Any], str]] = {
     "pos": (_op.pos, "+{0}"),
     "abs": (abs, "abs({0})"),
     "invert": (_op.invert, "~{0}"),
+    "trunc": (math.trunc, "math.trunc({0})"),
+    "floor": (math.floor, "math.floor({0})"),
+    "ceil": (math.ceil, "math.ceil({0})"),
 }
 
 OPERATORS: dict[str, Operator] = {}
@@ -114,7 +119,8 @@ def _unary_method(op: Operator) -> Callable[[Node], Node]:
 
 
 for _name, (_fn, _symbol) in _BINARY.items():
-    _bin = _operator(_name, _fn, f"{{0}} {_symbol} {{1}}", ("a", "b"))
+    _template = f"{_symbol}({{0}}, {{1}})" if _symbol.isalpha() else f"{{0}} {_symbol} {{1}}"
+    _bin = _operator(_name, _fn, _template, ("a", "b"))
     setattr(Node, f"__{_name}__", _binary_method(_bin))
     setattr(Node, f"__r{_name}__", _reflected_method(_bin))
 for _name, (_fn, _symbol) in _COMPARE.items():
@@ -127,6 +133,7 @@ Node.__hash__ = object.__hash__  # type: ignore[method-assign]  # __eq__ is trac
 # -- indexing, calling, attributes, length, iteration -------------------------------
 
 _GETITEM = _operator("getitem", _op.getitem, "{0}[{1}]", ("obj", "key"))
+_ROUND = _operator("round", round, "round({0}, {1})", ("x", "ndigits"))
 _GETATTR = _operator("getattr", getattr, "{0}.{1}", ("obj", "name"))
 _LEN = _operator("len", len, "len({0})", ("obj",))
 _CALL = Operator("call", lambda fn, *args, **kwargs: fn(*args, **kwargs), "[call] call a function value")
@@ -137,6 +144,10 @@ _ITEMS = _operator("items", lambda d: list(d.items()), "list({0}.items())", ("ob
 
 def _getitem(self: Node, key: Any) -> Node:
     return call_traced(_GETITEM, (self, key))
+
+
+def _round(self: Node, ndigits: Any = None) -> Node:
+    return call_traced(_ROUND, (self, ndigits))
 
 
 def _call(self: Node, *args: Any, **kwargs: Any) -> Node:
@@ -157,7 +168,7 @@ def _iter(self: Node) -> Iterator[Node]:
     value = self.data
     if isinstance(value, dict):
         yield from _KEYS_METHOD(self)
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, (list, tuple, str)):
         for i in range(len(value)):
             yield _getitem(self, i)
     else:
@@ -177,6 +188,7 @@ def _simple(op: Operator) -> Callable[[Node], Node]:
 
 _KEYS_METHOD = _simple(_KEYS)
 Node.__getitem__ = _getitem  # type: ignore[attr-defined]
+Node.__round__ = _round  # type: ignore[attr-defined]
 Node.__call__ = _call  # type: ignore[attr-defined]
 Node.__iter__ = _iter  # type: ignore[attr-defined]
 Node.getattr = _getattr  # type: ignore[attr-defined]
