@@ -52,6 +52,8 @@ _LAZY = {
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),
     "optimizers": ("tracegrad.optimizers", None),
+    "LLM": ("tracegrad.optimizers.llm", "LLM"),
+    "Budget": ("tracegrad.optimizers.llm", "Budget"),
     "visualize": ("tracegrad.visualize", None),
 }
 
@@ -67,6 +69,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "LLM",
+    "Budget",
     "Bundle",
     "Choice",
     "Code",

@@ -275,7 +275,7 @@ class Code(Kind):
 
     def describe(self) -> str:
         keyword = "async def" if self.is_async else "def"
-        return f"code: Python source defining {keyword} {self.function}({self.format_signature(self.signature)})"
+        return f"code: Python source of `{keyword} {self.function}({self.format_signature(self.signature)})`"
 
 
 def _ast_signature(args: ast.arguments) -> tuple[tuple[str, str, bool], ...]:

@@ -10,7 +10,12 @@ from typing import Any
 
 from tracegrad.optimizers.base import Optimizer, ParameterUpdate, StepReport, apply_updates
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "LLMOptimizer": "tracegrad.optimizers.llm.optimizer",
+    "LLMStepReport": "tracegrad.optimizers.llm.optimizer",
+    "OptoPrime": "tracegrad.optimizers.llm.optoprime",
+    "OPRO": "tracegrad.optimizers.llm.opro",
+}
 
 
 def __getattr__(name: str) -> Any:

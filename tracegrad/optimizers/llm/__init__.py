@@ -1,4 +1,4 @@
-"""The LLM side of tracegrad: one client for every model call.
+"""The LLM side of tracegrad: one client for every model call, and the LLM optimizers.
 
 Importing this package does not import litellm; it is loaded on the first real call.
 """
@@ -14,14 +14,29 @@ from tracegrad.optimizers.llm.errors import (
     StructuredOutputError,
 )
 from tracegrad.optimizers.llm.litellm_transport import LiteLLMTransport
+from tracegrad.optimizers.llm.opro import OPRO
+from tracegrad.optimizers.llm.optimizer import LLMOptimizer, LLMStepReport
+from tracegrad.optimizers.llm.optoprime import OptoPrime
+from tracegrad.optimizers.llm.problem import Problem, build_problem
+from tracegrad.optimizers.llm.render import render_problem
 from tracegrad.optimizers.llm.request import Completion, LLMRequest, TokenUsage, TransportResponse
 from tracegrad.optimizers.llm.retry import RetryPolicy
 from tracegrad.optimizers.llm.structured import extract_json, parse_structured
+from tracegrad.optimizers.llm.suggestions import Rejection, Reply
 from tracegrad.optimizers.llm.transports import ReplayTransport, ScriptedTransport, Transport
 from tracegrad.optimizers.llm.usage import Budget, CostEstimate, Usage, UsageSnapshot
 
 __all__ = [
     "LLM",
+    "LLMOptimizer",
+    "LLMStepReport",
+    "OPRO",
+    "OptoPrime",
+    "Problem",
+    "Rejection",
+    "Reply",
+    "build_problem",
+    "render_problem",
     "Budget",
     "BudgetExceeded",
     "Completion",

@@ -1,0 +1,165 @@
+"""The optimization problem an LLM optimizer shows a model, read off the trace.
+
+``build_problem`` turns the subgraph joining some parameters to the outputs that got
+feedback into a small program: one code line per traced call in execution order, what
+each function does, the variables the model may change (with kind and constraints),
+the fixed inputs, the intermediate and output values, and the feedback. Rendering it
+as text, within a token budget, is ``tracegrad.optimizers.llm.render``'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tracegrad.optimizers.llm.values import feedback_text, value_text
+from tracegrad.trace.node import Node, OperationNode, Operator, ParameterNode
+from tracegrad.trace.operators import OPERATORS
+from tracegrad.trace.query import Subgraph, expression, subgraph
+
+#: Longest rendering of a constant argument inside a code line, in characters.
+MAX_CONSTANT_CHARS = 160
+
+
+@dataclass
+class Entry:
+    """One named value of the problem; ``note`` says what it is (kind, constraints)."""
+
+    name: str
+    value: str
+    note: str = ""
+
+
+@dataclass
+class Problem:
+    """Everything a model needs to propose new values, as plain text pieces.
+
+    ``code`` holds one line per operation, named after the value it computes (its
+    ``note`` says which code variables it runs and which values it reads inside).
+    ``parameters`` maps each variable name (the parameter's own name) to its node.
+    """
+
+    instruction: str
+    code: list[Entry] = field(default_factory=list)
+    functions: list[Entry] = field(default_factory=list)
+    variables: list[Entry] = field(default_factory=list)
+    inputs: list[Entry] = field(default_factory=list)
+    intermediates: list[Entry] = field(default_factory=list)
+    outputs: list[Entry] = field(default_factory=list)
+    feedback: list[Entry] = field(default_factory=list)
+    parameters: dict[str, ParameterNode] = field(default_factory=dict)
+
+
+def variable_note(param: ParameterNode) -> str:
+    """The kind's constraints and the parameter's description (the bare kind of a plain
+    number or text says nothing its value does not already show)."""
+    described = param.kind.describe()
+    parts = [described] if described != param.kind.name else []
+    if param.description:
+        parts.append(param.description)
+    return "; ".join(parts)
+
+
+def build_problem(parameters: Iterable[ParameterNode], instruction: str) -> Problem:
+    """The problem for the parameters that received feedback, from their subgraph."""
+    params = [p for p in parameters if p._feedback]
+    return problem_from_subgraph(subgraph(params), instruction)
+
+
+def problem_from_subgraph(graph: Subgraph, instruction: str) -> Problem:
+    """The problem a subgraph poses; linear in its size."""
+    variables = list(graph.parameters)
+    names = _names(graph, variables)
+    variable_ids = {id(p) for p in variables}
+    output_ids = {id(n) for n in graph.outputs}
+    problem = Problem(instruction=instruction, parameters={names[p]: p for p in variables})
+    coded = {id(p) for p in variables if p.kind.name == "code"}
+
+    seen_ops: set[int] = set()
+    for op_node in graph.operations:
+        line, note, runs_code = _code_line(op_node, names, coded)
+        problem.code.append(Entry(names[op_node], line, note))
+        op = op_node._op
+        if id(op) not in seen_ops:
+            seen_ops.add(id(op))
+            doc = "" if runs_code or _is_builtin(op) else " ".join(op.description.split())
+            if doc:  # a function whose code is a variable is documented by that code
+                problem.functions.append(Entry(_signature(op), doc))
+
+    for p in variables:
+        problem.variables.append(Entry(names[p], value_text(p), variable_note(p)))
+    for n in graph.inputs:
+        problem.inputs.append(Entry(names[n], value_text(n), n.description or ""))
+    for n in graph.operations:
+        if id(n) not in output_ids:
+            problem.intermediates.append(Entry(names[n], value_text(n)))
+    for n in graph.outputs:
+        if id(n) not in variable_ids:
+            problem.outputs.append(Entry(names[n], value_text(n)))
+
+    by_output: dict[int, Entry] = {}
+    for entry in graph.feedback:
+        text = feedback_text(entry.value)
+        known = by_output.get(id(entry.output))
+        if known is None:
+            name = names.get(entry.output) or entry.output.name
+            by_output[id(entry.output)] = Entry(name, text)
+        elif text not in known.value.split("\n"):
+            known.value += "\n" + text
+    problem.feedback = list(by_output.values())
+    return problem
+
+
+def _names(graph: Subgraph, variables: list[ParameterNode]) -> dict[Node, str]:
+    """Short names, unique within the problem and stable from one step to the next.
+
+    Variables keep their own names (what the model writes back), other named nodes
+    theirs (a repeated name is numbered: ``words``, ``words_2``); unnamed nodes are
+    numbered per kind of value or operation in execution order (``add1``, ``add2``,
+    ``str1``) instead of by global serial number.
+    """
+    names: dict[Node, str] = {p: p.name for p in variables}
+    taken = set(names.values())
+    for node in graph.nodes:  # given names first (repeats numbered), so that numbering avoids them
+        if node._name is not None and node not in names:
+            name, k = node._name, 1
+            while name in taken:
+                k += 1
+                name = f"{node._name}_{k}"
+            taken.add(name)
+            names[node] = name
+    counters: dict[str, int] = {}
+    for node in graph.nodes:
+        if node in names:
+            continue
+        base = node._base_name()
+        sep = "_" if base[-1:].isdigit() else ""
+        k = counters.get(base, 0) + 1
+        while f"{base}{sep}{k}" in taken:
+            k += 1
+        counters[base] = k
+        names[node] = f"{base}{sep}{k}"
+        taken.add(names[node])
+    return names
+
+
+def _code_line(node: OperationNode, names: dict[Node, str], coded: set[int]) -> tuple[str, str, bool]:
+    """``name = call(args)``; a note on the code parameters it runs and other values it
+    reads inside; and whether it runs the code of a variable."""
+    args = [expression(a, names, MAX_CONSTANT_CHARS) for a in node._args]
+    kwargs = {k: expression(v, names, MAX_CONSTANT_CHARS) for k, v in (node._kwargs or {}).items()}
+    line = f"{names[node]} = {node._op.format_call(args, kwargs)}"
+    captured = node.captured
+    runs = [names.get(c, c.name) for c in captured if id(c) in coded]
+    reads = [names.get(c, c.name) for c in captured if id(c) not in coded]
+    notes = ([f"runs {', '.join(runs)}"] if runs else []) + ([f"reads {', '.join(reads)}"] if reads else [])
+    return line, "; ".join(notes), bool(runs)
+
+
+def _is_builtin(op: Operator) -> bool:
+    """Operators such as ``+`` or ``[]``: the code line already says what they do."""
+    return OPERATORS.get(op.name) is op or (op.source is None and op.description.startswith("["))
+
+
+def _signature(op: Operator) -> str:
+    return f"{op.name}({', '.join(op.argnames)})" if op.argnames else op.name
