@@ -245,3 +245,11 @@ def test_concurrent_processes_do_not_corrupt_the_cache(tmp_path):
     assert len(cache) == 4 * 60 + 1
     with sqlite3.connect(cache.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_cache_key_tolerates_lone_surrogates():
+    from tracegrad.optimizers.llm import LLMRequest
+
+    a = LLMRequest(model="m", messages=[{"role": "user", "content": "bad \ud800 text"}])
+    b = LLMRequest(model="m", messages=[{"role": "user", "content": "bad \ud801 text"}])
+    assert a.key != b.key

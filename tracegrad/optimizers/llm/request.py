@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 KEY_VERSION = "tracegrad-llm-v1"
@@ -39,10 +40,14 @@ def _normalize(value: Any) -> Any:
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):  # a pydantic object
         return _normalize(model_dump(mode="json"))
-    schema = getattr(value, "model_json_schema", None)
-    if callable(schema):  # a pydantic class
-        return _normalize(schema())
+    if isinstance(value, type) and callable(getattr(value, "model_json_schema", None)):  # a pydantic class
+        return _normalize(_class_schema(value))
     raise TypeError(f"cannot use {type(value).__name__} in an LLM request: not JSON data")
+
+
+@lru_cache(maxsize=128)
+def _class_schema(cls: type) -> dict[str, Any]:
+    return cls.model_json_schema()  # type: ignore[attr-defined]
 
 
 def canonical_json(value: Any) -> str:
@@ -83,7 +88,7 @@ class LLMRequest:
     @property
     def key(self) -> str:
         """A stable hash of the whole request (hex SHA-256 of its canonical JSON)."""
-        return hashlib.sha256(canonical_json(self.key_data()).encode()).hexdigest()
+        return hashlib.sha256(canonical_json(self.key_data()).encode("utf-8", "surrogatepass")).hexdigest()
 
     @property
     def temperature(self) -> float | None:

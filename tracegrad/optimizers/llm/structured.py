@@ -13,8 +13,10 @@ Modes, strongest first:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -41,12 +43,23 @@ def schema_name(schema: type[BaseModel]) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64] or "Output"
 
 
+@lru_cache(maxsize=128)
+def json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The schema's JSON schema, generated once per class (generating it is slow)."""
+    return schema.model_json_schema()
+
+
+@lru_cache(maxsize=128)
+def _json_schema_text(schema: type[BaseModel]) -> str:
+    return json.dumps(json_schema(schema), sort_keys=True)
+
+
 def response_format(schema: type[BaseModel], mode: str) -> dict[str, Any] | None:
     """The ``response_format`` request setting for ``mode`` (None in text mode)."""
     if mode == "json_schema":
         return {
             "type": "json_schema",
-            "json_schema": {"name": schema_name(schema), "schema": schema.model_json_schema()},
+            "json_schema": {"name": schema_name(schema), "schema": copy.deepcopy(json_schema(schema))},
         }
     if mode == "json_object":
         return {"type": "json_object"}
@@ -67,7 +80,7 @@ def instruct(messages: list[Message], schema: type[BaseModel], mode: str) -> lis
         return list(messages)
     text = (
         "Reply with only a JSON object (no prose, no code fences) that matches this "
-        f"JSON schema:\n{json.dumps(schema.model_json_schema(), sort_keys=True)}"
+        f"JSON schema:\n{_json_schema_text(schema)}"
     )
     out = [dict(m) for m in messages]
     if out and out[-1].get("role") == "user" and isinstance(out[-1].get("content"), str):
