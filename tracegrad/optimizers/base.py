@@ -98,7 +98,10 @@ class Optimizer:
 
     def step(self) -> StepReport:
         """Update the parameters from their feedback; returns what changed and why."""
-        report = self._step()
+        return self._record(self._step())
+
+    def _record(self, report: StepReport) -> StepReport:
+        """Count a finished step and append its report to the log."""
         self.step_count += 1
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)

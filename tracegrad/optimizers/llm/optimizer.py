@@ -176,12 +176,7 @@ class LLMOptimizer(Optimizer):
                     continue
                 exchange.on_reply(completion, time.perf_counter() - call_started)
             report = self._finish(exchange, started)
-        self.step_count += 1
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(report.to_json()) + "\n")
-        return report
+        return self._record(report)  # type: ignore[return-value]
 
     def _no_feedback(self) -> LLMStepReport:
         return LLMStepReport(type(self).__name__, self.step_count + 1, status="no_feedback")
