@@ -13,6 +13,7 @@ from typing import Any
 
 from tracegrad.errors import ExecutionError, InvalidValueError, TracegradError
 from tracegrad.nodes import (
+    Array,
     Bundle,
     Choice,
     Code,
@@ -54,6 +55,7 @@ _LAZY = {
     "optimizers": ("tracegrad.optimizers", None),
     "LLM": ("tracegrad.optimizers.llm", "LLM"),
     "Budget": ("tracegrad.optimizers.llm", "Budget"),
+    "jax": ("tracegrad.optimizers.jax", None),
     "visualize": ("tracegrad.visualize", None),
 }
 
@@ -69,6 +71,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Array",
     "LLM",
     "Budget",
     "Bundle",
@@ -93,6 +96,7 @@ __all__ = [
     "apply",
     "bundle",
     "is_tracing",
+    "jax",
     "model",
     "no_trace",
     "node",

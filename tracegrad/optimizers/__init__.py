@@ -9,12 +9,15 @@ import importlib
 from typing import Any
 
 from tracegrad.optimizers.base import Optimizer, ParameterUpdate, StepReport, apply_updates
+from tracegrad.optimizers.checkpoint import load_checkpoint, save_checkpoint
 
 _LAZY: dict[str, str] = {
     "LLMOptimizer": "tracegrad.optimizers.llm.optimizer",
     "LLMStepReport": "tracegrad.optimizers.llm.optimizer",
     "OptoPrime": "tracegrad.optimizers.llm.optoprime",
     "OPRO": "tracegrad.optimizers.llm.opro",
+    "JaxOptimizer": "tracegrad.optimizers.jax",
+    "Hybrid": "tracegrad.optimizers.hybrid",
 }
 
 
@@ -26,4 +29,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tracegrad.optimizers' has no attribute {name!r}")
 
 
-__all__ = ["Optimizer", "ParameterUpdate", "StepReport", "apply_updates", *_LAZY]
+__all__ = ["Optimizer", "ParameterUpdate", "StepReport", "apply_updates", "load_checkpoint", "save_checkpoint", *_LAZY]

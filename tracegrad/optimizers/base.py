@@ -112,6 +112,19 @@ class Optimizer:
     def _step(self) -> StepReport:
         raise NotImplementedError(f"{type(self).__name__} must implement _step()")
 
+    def save(self, path: str | os.PathLike[str], module: Module | None = None) -> None:
+        """Write the parameters (``module``'s, else this optimizer's) and this optimizer's
+        state to one atomic JSON checkpoint."""
+        from tracegrad.optimizers.checkpoint import save_checkpoint
+
+        save_checkpoint(path, self, module)
+
+    def load(self, path: str | os.PathLike[str], module: Module | None = None) -> None:
+        """Restore what ``save`` wrote: parameters and optimizer state, all or nothing."""
+        from tracegrad.optimizers.checkpoint import load_checkpoint
+
+        load_checkpoint(path, self, module)
+
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state as JSON-compatible data."""
         return {"type": type(self).__name__, "step_count": self.step_count}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -43,16 +44,30 @@ class ResponseCache:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         if not self._ready:
-            # WAL is a property of the file: set once, it stays for every connection.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS responses ("
-                " key TEXT PRIMARY KEY, model TEXT, request TEXT NOT NULL,"
-                " response TEXT NOT NULL, created REAL NOT NULL)"
-            )
-            self._ready = True
+            self._initialize(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
+
+    def _initialize(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL and create the table. Several processes creating the
+        same new file race for an exclusive lock that SQLite's busy timeout does not
+        cover, so a locked database is retried here for a while."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                # WAL is a property of the file: set once, it stays for every connection.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS responses ("
+                    " key TEXT PRIMARY KEY, model TEXT, request TEXT NOT NULL,"
+                    " response TEXT NOT NULL, created REAL NOT NULL)"
+                )
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + random.random() * 0.05)
+        self._ready = True
 
     def get(self, request: LLMRequest) -> TransportResponse | None:
         """The stored response for ``request``, or None."""

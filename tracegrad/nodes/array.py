@@ -1,0 +1,172 @@
+"""The ``Array`` kind: a numeric JAX array parameter with a fixed shape and dtype.
+
+``tg.node(jnp.zeros(3), trainable=True)`` infers it (``Array.like``). Every new value
+is converted with ``jnp.asarray`` (lists and NumPy arrays are accepted), must keep the
+declared shape, may change dtype only within its family (integers may become a float
+array's values; floats may not become an integer array's), is cast to the declared
+dtype, and must be finite (and within ``[low, high]`` when bounds are given). JAX is
+imported inside the methods only, so ``import tracegrad`` never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pydantic.dataclasses import dataclass
+
+from tracegrad.errors import InvalidValueError
+from tracegrad.nodes.kinds import _FROZEN, Kind, _bounds, _check_bounds_order
+
+
+def _family(dtype: Any) -> str:
+    import jax.numpy as jnp
+
+    if jnp.issubdtype(dtype, jnp.bool_):
+        return "bool"
+    if jnp.issubdtype(dtype, jnp.integer):
+        return "integer"
+    if jnp.issubdtype(dtype, jnp.floating):
+        return "float"
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return "complex"
+    return "other"
+
+
+# Which value families each declared family accepts (the value is then cast).
+_ACCEPTS = {
+    "bool": {"bool"},
+    "integer": {"integer"},
+    "float": {"integer", "float"},
+    "complex": {"integer", "float", "complex"},
+}
+
+
+@dataclass(config=_FROZEN)
+class Array(Kind):
+    """A numeric array of a fixed ``shape`` and ``dtype`` (a dtype name, e.g. ``"float32"``).
+
+    ``shape=None`` or ``dtype=None`` leave that property free. ``low`` / ``high`` bound
+    every element; the JAX optimizer projects (clips) its updates into them.
+    """
+
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    low: float | None = None
+    high: float | None = None
+    name: ClassVar[str] = "array"
+
+    def __post_init__(self) -> None:
+        _check_bounds_order(self.low, self.high)
+        if self.dtype is not None:
+            import jax.numpy as jnp
+
+            family = _family(jnp.dtype(self.dtype))
+            if family == "other":
+                raise ValueError(f"Array needs a numeric dtype, got {self.dtype!r}")
+
+    @classmethod
+    def like(cls, value: Any, *, low: float | None = None, high: float | None = None) -> Array:
+        """The array kind with ``value``'s shape and dtype (after ``jnp.asarray``)."""
+        arr = _as_array(value)
+        return cls(shape=tuple(int(d) for d in arr.shape), dtype=str(arr.dtype), low=low, high=high)
+
+    @property
+    def target_dtype(self) -> Any:
+        """The dtype values are stored in (canonical for the current JAX precision)."""
+        if self.dtype is None:
+            return None
+        import jax
+        import jax.numpy as jnp
+
+        return jax.dtypes.canonicalize_dtype(jnp.dtype(self.dtype))
+
+    def validate(self, value: Any) -> Any:
+        import jax.numpy as jnp
+
+        arr = _as_array(value)
+        family = _family(arr.dtype)
+        target = self.target_dtype
+        if target is not None and arr.dtype != target:
+            wanted = _family(target)
+            if family not in _ACCEPTS[wanted]:
+                raise InvalidValueError(
+                    f"expected an array of {self.dtype} ({wanted} values), got {arr.dtype} ({family} values)"
+                )
+            arr = arr.astype(target)
+            family = wanted
+        elif family == "other":
+            raise InvalidValueError(f"expected a numeric array, got dtype {arr.dtype}")
+        if self.shape is not None and tuple(arr.shape) != tuple(self.shape):
+            raise InvalidValueError(f"expected an array of shape {tuple(self.shape)}, got shape {tuple(arr.shape)}")
+        if family in ("float", "complex"):
+            finite = jnp.isfinite(arr)
+            if not bool(jnp.all(finite)):
+                bad = int(arr.size - jnp.sum(finite))
+                raise InvalidValueError(
+                    f"the array has {bad} non-finite value(s) (NaN or infinity); all must be finite"
+                )
+        if self.low is not None and bool(jnp.any(arr < self.low)):
+            raise InvalidValueError(f"every element must be >= {self.low}; the smallest is {float(jnp.min(arr))}")
+        if self.high is not None and bool(jnp.any(arr > self.high)):
+            raise InvalidValueError(f"every element must be <= {self.high}; the largest is {float(jnp.max(arr))}")
+        return arr
+
+    def describe(self) -> str:
+        dtype = self.dtype or "any dtype"
+        shape = "any shape" if self.shape is None else f"shape {tuple(self.shape)}"
+        bounds = _bounds(self.low, self.high)
+        return f"array of {dtype}, {shape}" + (f", every element{bounds}" if bounds else "")
+
+    def to_json(self, value: Any) -> Any:
+        import numpy as np
+
+        arr = np.asarray(value)
+        data = arr.tolist()
+        if np.iscomplexobj(arr):
+            data = {"real": arr.real.tolist(), "imag": arr.imag.tolist()}
+        return {"dtype": str(arr.dtype), "shape": list(arr.shape), "data": data}
+
+    def from_json(self, data: Any) -> Any:
+        import jax.numpy as jnp
+        import numpy as np
+
+        if not isinstance(data, dict):  # a bare (nested) list
+            return data
+        try:
+            dtype = jnp.dtype(data["dtype"])
+            values = data["data"]
+            if isinstance(values, dict):
+                values = np.asarray(values["real"]) + 1j * np.asarray(values["imag"])
+            arr = np.asarray(values, dtype=dtype).reshape(tuple(data["shape"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidValueError(f"not a saved array ({type(exc).__name__}: {exc})") from None
+        return jnp.asarray(arr)
+
+
+def _as_array(value: Any) -> Any:
+    """``jnp.asarray(value)``, refusing mappings, None and text that is not a JSON list."""
+    import jax.numpy as jnp
+
+    if isinstance(value, str) and value.strip().startswith("["):  # e.g. an LLM's suggestion
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InvalidValueError(f"expected an array of numbers, got unparseable text {value!r:.80}") from None
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise InvalidValueError(f"expected an array of numbers, got {type(value).__name__} {value!r:.80}")
+    import jax
+    import numpy as np
+
+    if isinstance(value, jax.Array):
+        return value
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind in "OSUMm":  # objects, text, dates
+            raise TypeError(f"its elements are {arr.dtype} values, not numbers")
+        return jnp.asarray(arr)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidValueError(f"expected an array of numbers, got {type(value).__name__}: {exc}") from None
+
+
+__all__ = ["Array"]
