@@ -183,3 +183,12 @@ def test_history_section_comes_before_feedback():
     rendered = render_problem(_problem([p]), history=["k=0\nfeedback: before"])
     assert rendered.index("#History") < rendered.index("#Feedback")
     assert "k=0\nfeedback: before" in rendered
+
+
+def test_arrays_are_shown_as_lists_a_model_can_answer_in():
+    import numpy as np
+
+    from tracegrad.optimizers.llm.values import literal
+
+    assert literal(np.array([[1.5, 2.0], [3.0, 4.0]], dtype=np.float32)) == "[[1.5, 2.0], [3.0, 4.0]]"
+    assert literal(np.float64(0.25)) == "0.25"

@@ -26,8 +26,14 @@ def value_text(node: Node) -> str:
 
 
 def literal(value: Any) -> str:
-    """``repr`` of a value, never raising (a broken ``__repr__`` is reported instead)."""
+    """``repr`` of a value, never raising (a broken ``__repr__`` is reported instead).
+
+    Arrays (JAX, NumPy) are shown as nested lists, the form a model can answer in;
+    their dtype and shape are part of the variable's kind.
+    """
     try:
+        if hasattr(value, "shape") and hasattr(value, "dtype") and callable(getattr(value, "tolist", None)):
+            return repr(value.tolist())
         return repr(value)
     except Exception as exc:  # a user object's __repr__ may fail; the prompt must not
         return f"<{type(value).__name__} object; repr failed: {type(exc).__name__}>"
