@@ -90,7 +90,7 @@ def _stats(loss: Any, grad_norm: Any, params: Mapping[str, Any]) -> Any:
 class _Entry:
     """A cached program with its jitted steps (and ``fit`` loops by length)."""
 
-    __slots__ = ("program", "step", "lean_step", "_checked", "_lean", "_scans")
+    __slots__ = ("program", "step", "lean_step", "chained_step", "_checked", "_lean", "_scans")
 
     def __init__(self, program: Program, transform: optax.GradientTransformation, bounds: Mapping[str, tuple]):
         self.program = program
@@ -98,6 +98,9 @@ class _Entry:
         self._lean = _make_step(program.fn, transform, bounds, checked=False)
         self.step = jax.jit(self._checked)
         self.lean_step = jax.jit(self._lean)
+        # For steps whose parameters and state came out of the previous step: their
+        # buffers are reused in place (the caller's own arrays are never donated).
+        self.chained_step = jax.jit(self._lean, donate_argnums=(0, 1))
         self._scans: dict[int, Any] = {}
 
     def scan(self, steps: int) -> Any:
@@ -251,11 +254,11 @@ class JaxOptimizer(Optimizer):
         else:  # lean steps (the work of a hand-written step), the last one checked
             p, s, history = params, state, []
             if steps > 1:
-                step = entry.lean_step
-                p, s, loss = self._run(entry, analysis, step, p, s, inputs)
+                p, s, loss = self._run(entry, analysis, entry.lean_step, p, s, inputs)
                 history.append(loss)
+                chained = entry.chained_step
                 for _ in range(steps - 2):
-                    p, s, loss = step(p, s, inputs)
+                    p, s, loss = chained(p, s, inputs)
                     history.append(loss)
             p, s, stats = self._run(entry, analysis, entry.step, p, s, inputs)
         history, stats = jax.device_get((history, stats))
