@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(PY) examples/quickstart.py
+	$(PY) examples/fix_code.py
+	$(PY) examples/hybrid_controller.py
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check tracegrad tests examples benchmarks
@@ -21,6 +23,8 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/trace_overhead.py
+	$(PY) benchmarks/optimizer_step.py
+	$(PY) benchmarks/jax_replay.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
