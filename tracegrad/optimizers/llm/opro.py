@@ -13,7 +13,6 @@ from tracegrad.optimizers.llm.exchange import Prompt
 from tracegrad.optimizers.llm.optimizer import LLMOptimizer
 from tracegrad.optimizers.llm.problem import Entry, Problem, variable_note
 from tracegrad.optimizers.llm.prompts import OPRO_OBJECTIVE, OPRO_SYSTEM
-from tracegrad.optimizers.llm.render import render_problem
 from tracegrad.optimizers.llm.values import feedback_text, value_text
 from tracegrad.trace.node import ParameterNode
 
@@ -40,11 +39,5 @@ class OPRO(LLMOptimizer):
             feedback=[Entry("feedback", feedback)],
             parameters={p.name: p for p in parameters},
         )
-        text = render_problem(
-            problem,
-            history=self.history(),
-            budget_tokens=budget_tokens,
-            value_tokens=self.value_tokens,
-            counter=self.count_tokens,
-        )
+        text = self._render(problem, budget_tokens)
         return Prompt(text, problem.parameters, feedback)

@@ -22,6 +22,8 @@ from tracegrad.nodes.module import Module
 from tracegrad.optimizers.base import Optimizer, StepReport, apply_updates
 from tracegrad.optimizers.llm.budget import TokenCounter, estimate_tokens, litellm_counter, truncate
 from tracegrad.optimizers.llm.exchange import Exchange, Prompt
+from tracegrad.optimizers.llm.problem import Problem
+from tracegrad.optimizers.llm.render import render_problem
 from tracegrad.optimizers.llm.suggestions import Rejection
 from tracegrad.optimizers.llm.values import literal
 from tracegrad.trace.node import ParameterNode
@@ -131,6 +133,16 @@ class LLMOptimizer(Optimizer):
     def _prompt(self, parameters: Sequence[ParameterNode], budget_tokens: int) -> Prompt:
         """The user message for these parameters (all have feedback), within the budget."""
         raise NotImplementedError
+
+    def _render(self, problem: Problem, budget_tokens: int) -> str:
+        """The problem as prompt text, with the remembered steps, within the budget."""
+        return render_problem(
+            problem,
+            history=self.history(),
+            budget_tokens=budget_tokens,
+            value_tokens=self.value_tokens,
+            counter=self.count_tokens,
+        )
 
     def history(self) -> list[str]:
         """The remembered steps, oldest first, as prompt text."""

@@ -17,7 +17,6 @@ from tracegrad.optimizers.llm.exchange import Prompt
 from tracegrad.optimizers.llm.optimizer import LLMOptimizer
 from tracegrad.optimizers.llm.problem import Problem, build_problem
 from tracegrad.optimizers.llm.prompts import OPTOPRIME_OBJECTIVE, OPTOPRIME_SYSTEM
-from tracegrad.optimizers.llm.render import render_problem
 from tracegrad.trace.node import ParameterNode
 
 
@@ -47,11 +46,5 @@ class OptoPrime(LLMOptimizer):
 
     def _prompt(self, parameters: Sequence[ParameterNode], budget_tokens: int) -> Prompt:
         problem = build_problem(parameters, self.objective)
-        text = render_problem(
-            problem,
-            history=self.history(),
-            budget_tokens=budget_tokens,
-            value_tokens=self.value_tokens,
-            counter=self.count_tokens,
-        )
+        text = self._render(problem, budget_tokens)
         return Prompt(text, problem.parameters, feedback_summary(problem))
