@@ -20,16 +20,8 @@ from tracegrad.errors import ExecutionError
 from tracegrad.nodes.code import compile_function, forget_source, function_source, live_namespace
 from tracegrad.nodes.kinds import Code
 from tracegrad.trace.context import READS, TRACING
-from tracegrad.trace.node import (
-    Node,
-    Operator,
-    ParameterNode,
-    _serials,
-    record,
-    record_error,
-    resolve,
-    unique_nodes,
-)
+from tracegrad.trace.node import Node, Operator, ParameterNode, _serials
+from tracegrad.trace.recording import record, record_error, resolve, unique_nodes
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ class StepReport:
         return json.loads(json.dumps(data, default=repr))
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: holds the parameters, the feedback loop and the step counter.
 
     Subclasses implement ``_step()``, returning a ``StepReport``, and extend
@@ -109,8 +110,9 @@ class Optimizer:
                 fh.write(json.dumps(report.to_json()) + "\n")
         return report
 
+    @abstractmethod
     def _step(self) -> StepReport:
-        raise NotImplementedError(f"{type(self).__name__} must implement _step()")
+        """One update of the parameters from their feedback (see ``step``)."""
 
     def save(self, path: str | os.PathLike[str], module: Module | None = None) -> None:
         """Write the parameters (``module``'s, else this optimizer's) and this optimizer's

@@ -13,12 +13,11 @@ from tracegrad.trace.node import (
     OperationNode,
     Operator,
     ParameterNode,
-    call_traced,
     iter_nodes,
-    resolve,
 )
 from tracegrad.trace.operators import apply
 from tracegrad.trace.query import Subgraph, node_type, subgraph, to_networkx, unique_names
+from tracegrad.trace.recording import call_traced, record, record_error, resolve
 
 __all__ = [
     "ErrorNode",
@@ -36,6 +35,8 @@ __all__ = [
     "iter_nodes",
     "no_trace",
     "node_type",
+    "record",
+    "record_error",
     "recording",
     "resolve",
     "subgraph",

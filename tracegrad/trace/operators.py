@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tracegrad.errors import ExecutionError
-from tracegrad.trace.node import Node, Operator, call_traced, record, record_error
+from tracegrad.trace.node import Node, Operator
+from tracegrad.trace.recording import call_traced, record, record_error
 
 # -- binary and unary operators ----------------------------------------------------
 

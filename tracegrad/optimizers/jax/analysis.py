@@ -79,7 +79,7 @@ class Analysis:
         self._sigs: list[Hashable] = []
         self._passed: set[int] = set()
 
-    # the argument pattern of an operation (mirrors tracegrad.trace.node.resolve)
+    # the argument pattern of an operation (mirrors tracegrad.trace.recording.resolve)
     def arg_key(self, obj: Any) -> Hashable:
         if isinstance(obj, Node):
             nid = id(obj)

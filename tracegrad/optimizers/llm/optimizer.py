@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,9 +131,9 @@ class LLMOptimizer(Optimizer):
         self.last_messages: list[dict[str, str]] = []
 
     # -- what the model sees (subclasses) -------------------------------------------
+    @abstractmethod
     def _prompt(self, parameters: Sequence[ParameterNode], budget_tokens: int) -> Prompt:
         """The user message for these parameters (all have feedback), within the budget."""
-        raise NotImplementedError
 
     def _render(self, problem: Problem, budget_tokens: int) -> str:
         """The problem as prompt text, with the remembered steps, within the budget."""

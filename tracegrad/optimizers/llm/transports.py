@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,16 @@ from tracegrad.optimizers.llm.errors import LLMCallError, LLMError
 from tracegrad.optimizers.llm.request import LLMRequest, TransportResponse
 
 
-class Transport:
+class Transport(ABC):
     """Base class of transports: subclasses implement :meth:`complete`.
 
     ``acomplete`` defaults to running ``complete`` in a worker thread, and
     ``structured_mode`` to plain text (the safest assumption about a provider).
     """
 
+    @abstractmethod
     def complete(self, request: LLMRequest) -> TransportResponse:
         """Answer one request (raise the provider's error on failure)."""
-        raise NotImplementedError
 
     async def acomplete(self, request: LLMRequest) -> TransportResponse:
         """Answer one request without blocking the event loop."""
