@@ -34,7 +34,10 @@ class ParameterUpdate:
         try:
             return bool(self.old != self.new)
         except (TypeError, ValueError):  # arrays compare element-wise
-            return self.old is not self.new
+            import numpy as np
+
+            old, new = np.asarray(self.old), np.asarray(self.new)
+            return old.shape != new.shape or bool(np.any(old != new))
 
 
 @dataclass

@@ -160,7 +160,7 @@ class Hybrid(Optimizer):
             raise
         return StepReport(
             type(self).__name__,
-            self.step_count,
+            self.step_count + 1,
             [u for r in reports.values() for u in r.updates],
             details={name: _summary(r) for name, r in reports.items()},
         )

@@ -146,11 +146,14 @@ def test_fit_rejects_a_diverging_run():
     assert opt.step_count == 0
 
 
-def test_step_without_a_loss_is_an_error_and_feedback_outputs_are_used():
+def test_step_without_a_loss_changes_nothing_and_feedback_outputs_are_used():
     x = tg.node(jnp.array([1.0, 2.0]), trainable=True, name="x")
     opt = JaxOptimizer([x], optax.sgd(0.5))
+    report = opt.step()
+    assert report.details["status"] == "no_feedback" and not report.changed
+    np.testing.assert_allclose(x.data, [1.0, 2.0])
     with pytest.raises(tg.TracegradError, match=r"backward\(loss\)"):
-        opt.step()
+        opt.fit(3)
     loss = distance(x, tg.node(jnp.zeros(2)))
     loss.backward("a numeric loss given feedback the opto way")
     opt.step()
@@ -177,7 +180,14 @@ def test_backward_with_feedback_also_propagates_it():
     assert [f.value for f in x.feedback] == ["too large"]
     opt.zero_feedback()
     assert x.feedback == []
-    with pytest.raises(tg.TracegradError):
+    assert opt.step().details["status"] == "no_feedback"
+
+
+def test_feedback_on_outputs_that_are_not_numbers_is_an_error():
+    x = tg.node(jnp.array([1.0]), trainable=True, name="x")
+    opt = JaxOptimizer([x], optax.sgd(0.1))
+    tg.apply(str, x).backward("text feedback only")
+    with pytest.raises(tg.TracegradError, match="not numbers"):
         opt.step()
 
 

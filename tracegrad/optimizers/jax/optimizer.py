@@ -178,6 +178,7 @@ class JaxOptimizer(Optimizer):
             output.backward(feedback)
 
     def _loss_nodes(self) -> tuple[Node, ...]:
+        """The losses to differentiate; empty when there is neither a loss nor feedback."""
         if self._losses:
             return tuple(self._losses)
         # no backward(loss) on this optimizer: use numeric outputs that gave feedback
@@ -186,9 +187,10 @@ class JaxOptimizer(Optimizer):
             for entry in p._feedback or ():
                 outputs.setdefault(id(entry.output), entry.output)
         numeric = [o for o in outputs.values() if _is_scalar(o._data)]
-        if not numeric:
+        if outputs and not numeric:
             raise TracegradError(
-                f"{type(self).__name__} has no loss to differentiate: call backward(loss) with a scalar loss node first"
+                f"{type(self).__name__} has no loss to differentiate: the outputs given feedback are not "
+                "numbers; call backward(loss) with a scalar loss node"
             )
         return tuple(numeric)
 
@@ -211,6 +213,8 @@ class JaxOptimizer(Optimizer):
 
     def _step(self) -> StepReport:
         losses = self._loss_nodes()
+        if not losses:  # nothing to learn from: like the LLM optimizers, change nothing
+            return StepReport(type(self).__name__, self.step_count + 1, details={"status": "no_feedback"})
         entry, analysis = self._entry(losses)
         traces = entry.program.traces
         params = current_values(self._named)
@@ -222,7 +226,7 @@ class JaxOptimizer(Optimizer):
         self.opt_state = state
         return StepReport(
             type(self).__name__,
-            self.step_count,
+            self.step_count + 1,
             updates,
             details={
                 "loss": float(loss),
@@ -246,6 +250,8 @@ class JaxOptimizer(Optimizer):
         if steps < 1:
             raise ValueError("fit() needs at least one step")
         losses = self._loss_nodes()
+        if not losses:
+            raise TracegradError(f"{type(self).__name__}.fit() needs a loss: call backward(loss) first")
         entry, analysis = self._entry(losses)
         traces = entry.program.traces
         params, state, inputs = current_values(self._named), self.opt_state, tuple(analysis.inputs)
@@ -269,7 +275,7 @@ class JaxOptimizer(Optimizer):
             self._reject(p, float(loss_h[bad]), grad_norm, f" at step {bad + 1} of {steps}")
         updates = self._write(p)
         self.opt_state = s
-        first_step = self.step_count
+        first_step = self.step_count + 1
         self.step_count += steps
         report = StepReport(
             type(self).__name__,
