@@ -102,4 +102,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except tg.TracegradError as exc:  # a failed model call, a budget reached ...
+        raise SystemExit(f"stopped: {exc}") from None

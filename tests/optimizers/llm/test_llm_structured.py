@@ -175,6 +175,16 @@ def test_refused_response_format_falls_back_to_a_weaker_mode(make_llm):
     assert t.requests[2].response_format == {"type": "json_object"}  # remembered
 
 
+def test_a_server_error_about_the_response_format_also_falls_back(make_llm):
+    class InternalServerError(Exception):
+        status_code = 500
+
+    refusal = InternalServerError("response_format: Input should be 'text' or 'json_object'")
+    llm, t = make_llm([refusal] * 5 + [GOOD])  # 5xx is retried first, then the format is dropped
+    assert llm.complete("Q", schema=Answer).parsed.value == 42
+    assert t.requests[-1].response_format == {"type": "json_object"}
+
+
 def test_unrelated_bad_requests_do_not_change_the_mode(make_llm):
     class BadRequestError(Exception):
         status_code = 400

@@ -193,3 +193,33 @@ def test_answer_is_reported(make_llm, graph):
     scale, bias, _ = graph
     opt, _ = make_opt(make_llm, [scale, bias], [json.dumps({"reasoning": "r", "answer": "42", "suggestion": {}})])
     assert opt.step().answer == "42"
+
+
+def test_json_that_is_not_a_reply_is_asked_again_not_taken_as_no_change(make_llm, graph):
+    scale, bias, _ = graph
+    schema_echo = json.dumps({"title": "Reply", "type": "object", "properties": {}})
+    opt, transport = make_opt(make_llm, [scale, bias], [schema_echo, reply({"scale": 3.0})])
+    report = opt.step()
+    assert report.status == "updated" and report.attempts == 2
+    assert scale.data == 3.0
+    assert "none of the keys" in transport.requests[1].messages[-1]["content"]
+
+
+def test_a_reply_cut_off_at_the_length_limit_is_asked_again(make_llm, graph):
+    scale, bias, _ = graph
+    cut = {"text": reply({"scale": 4.0}), "finish_reason": "length"}
+    opt, transport = make_opt(make_llm, [scale, bias], [cut, cut, cut], max_attempts=3)
+    report = opt.step()
+    assert report.status == "no_reply" and not report.changed
+    assert scale.data == 2.0  # a cut-off suggestion is never applied
+    assert "cut off" in transport.requests[1].messages[-1]["content"]
+
+
+def test_optimizer_calls_ask_for_a_bounded_reply_by_default(make_llm, graph):
+    scale, bias, _ = graph
+    opt, transport = make_opt(make_llm, [scale, bias], [reply()])
+    opt.step()
+    assert transport.requests[0].params["max_tokens"] == 4096
+    opt, transport = make_opt(make_llm, [scale, bias], [reply()], max_tokens=300)
+    opt.step()
+    assert transport.requests[0].params["max_tokens"] == 300

@@ -88,6 +88,12 @@ class Exchange:
         """Check a parsed reply; accept it, or queue a follow-up with the reasons."""
         self.model_seconds += seconds
         reply: Reply = completion.parsed
+        problem = _unusable(reply, completion, self.prompt.variables)
+        if problem is not None:
+            self.outcome = "no_reply"
+            reason = truncate(NOTHING_USEFUL.format(reason=problem), _REASONS_CHARS)
+            self._ask_again(completion.text, REASK.format(reasons=reason))
+            return
         self.reasoning = clean_text(reply.reasoning)
         self.answer = None if reply.answer is None else clean_text(reply.answer)
         accepted, rejected = check(reply.suggested(self.prompt.variables), self.prompt.variables)
@@ -125,3 +131,15 @@ class Exchange:
     def usage(self) -> UsageSnapshot:
         """Calls, tokens and cost of this step, from the client's ledger."""
         return self.optimizer.llm.usage.snapshot() - self._usage_before
+
+
+_REPLY_KEYS = frozenset({"reasoning", "answer", "suggestion"})
+
+
+def _unusable(reply: Reply, completion: Completion, variables: dict[str, ParameterNode]) -> str | None:
+    """Why a reply that parsed is still no answer (cut off, or some other JSON object)."""
+    if completion.finish_reason == "length":
+        return "the reply was cut off at the length limit; answer more briefly"
+    if not (reply.model_fields_set & _REPLY_KEYS) and not reply.suggested(variables):
+        return 'it is not the reply asked for: it has none of the keys "reasoning", "answer", "suggestion"'
+    return None

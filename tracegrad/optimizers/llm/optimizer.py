@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from tracegrad.optimizers.llm.client import LLM
 
 
+#: Reply tokens asked for by default (room for a rewritten function and its reasoning).
+DEFAULT_REPLY_TOKENS = 4096
+
+
 @dataclass
 class LLMStepReport(StepReport):
     """A ``StepReport`` with what the model said and what it cost.
@@ -127,6 +131,9 @@ class LLMOptimizer(Optimizer):
         elif isinstance(token_counter, str):
             raise ValueError('token_counter must be a function or "model"')
         self.count_tokens: TokenCounter = token_counter or estimate_tokens
+        if "max_tokens" not in call_settings and "max_tokens" not in llm.settings:
+            # a model that never stops would otherwise generate up to its context limit
+            call_settings["max_tokens"] = DEFAULT_REPLY_TOKENS
         self.call_settings = call_settings
         self.last_messages: list[dict[str, str]] = []
 

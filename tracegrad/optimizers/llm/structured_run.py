@@ -61,11 +61,12 @@ class StructuredRun:
         return self.llm._use_cache(req, self.cache)
 
     def on_error(self, exc: LLMCallError) -> None:
-        """Fall back to a weaker mode if the provider refused the response format (a bad
-        request whose message is about it); re-raise anything else."""
+        """Fall back to a weaker mode if the provider refused the response format (an
+        error whose message is about it); re-raise anything else."""
         weaker = so.next_mode(self.mode)
         about_format = any(w in str(exc).lower() for w in ("response_format", "json", "schema", "structured"))
-        if exc.kind != "bad_request" or weaker is None or not about_format:
+        # some OpenAI-compatible servers answer an unsupported format with a 5xx, not a 400
+        if exc.kind not in ("bad_request", "server") or weaker is None or not about_format:
             raise exc
         logger.warning(
             "provider refused structured output mode %s for %s (%s); falling back to %s",
