@@ -135,6 +135,17 @@ def test_a_failing_optimizer_rolls_every_parameter_back():
     assert hybrid.step_count == 0
 
 
+def test_a_failed_step_is_neither_counted_nor_logged(tmp_path):
+    instruction, w = setup()
+    log = tmp_path / "jax.jsonl"
+    jax_opt = JaxOptimizer([w], optax.adam(0.1), log_path=log)
+    hybrid = Hybrid(llm=Appender([instruction], fail=True), jax=jax_opt)
+    hybrid.backward(forward(instruction, w), "use double")
+    with pytest.raises(RuntimeError, match="down"):
+        hybrid.step()
+    assert not log.exists() or log.read_text() == ""
+
+
 def test_by_kind_routes_arrays_and_numbers_to_jax():
     instruction, w = setup()
     gain = tg.node(0.5, trainable=True, name="gain")

@@ -110,6 +110,8 @@ class Array(Kind):
             raise InvalidValueError(f"every element must be >= {self.low}; the smallest is {float(jnp.min(arr))}")
         if self.high is not None and bool(jnp.any(arr > self.high)):
             raise InvalidValueError(f"every element must be <= {self.high}; the largest is {float(jnp.max(arr))}")
+        if getattr(arr, "weak_type", False):  # a weak type would change after the first update
+            arr = arr.astype(arr.dtype)
         return arr
 
     def describe(self) -> str:

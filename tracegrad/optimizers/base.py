@@ -130,6 +130,14 @@ class Optimizer(ABC):
 
         load_checkpoint(path, self, module)
 
+    def _snapshot(self) -> Any:
+        """In-memory state to put back if a composite step or a load fails (parameter
+        values are restored by the caller); subclasses add their own state."""
+        return self.step_count
+
+    def _restore(self, snapshot: Any) -> None:
+        self.step_count = snapshot
+
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state as JSON-compatible data."""
         return {"type": type(self).__name__, "step_count": self.step_count}

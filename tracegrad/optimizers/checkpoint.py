@@ -44,7 +44,7 @@ def load_checkpoint(path: str | os.PathLike[str], optimizer: Optimizer, module: 
     state = (payload.get("extra") or {}).get("optimizer")
     if state is None:
         raise TracegradError(f"{os.fspath(path)!r} holds no optimizer state (saved without extra={{'optimizer': ...}})")
-    previous = optimizer.state_dict()
+    previous = optimizer._snapshot()
     optimizer.load_state_dict(state)  # checked completely before it changes anything
     try:
         if module is not None:
@@ -56,9 +56,7 @@ def load_checkpoint(path: str | os.PathLike[str], optimizer: Optimizer, module: 
                 raise TracegradError(f"the checkpoint holds parameters {sorted(saved)}, not {sorted(by_name)}")
             apply_updates({by_name[k]: by_name[k].kind.from_json(v) for k, v in saved.items()})
     except BaseException:
-        optimizer.load_state_dict(previous)
+        optimizer._restore(previous)
         raise
-
-
 
 __all__ = ["load_checkpoint", "save_checkpoint"]

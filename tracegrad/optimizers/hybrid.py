@@ -127,10 +127,10 @@ class Hybrid(Optimizer):
         if not isinstance(output, Node):
             raise TypeError(f"backward() needs the output node, got {type(output).__name__}")
         target = output if loss is None else loss
-        if any(_takes_loss(opt) for opt in self.optimizers.values()) and not _is_number(target._data):
+        if any(_takes_loss(opt) for opt in self.optimizers.values()) and not _is_loss(target._data):
             raise TypeError(
-                f"{target.name} holds a {type(target._data).__name__}, not a scalar loss, for the gradient "
-                "optimizers: pass the numeric loss node as backward(output, feedback, loss=...)"
+                f"{target.name} holds a {type(target._data).__name__}, not a floating-point scalar loss, for "
+                "the gradient optimizers: pass the numeric loss node as backward(output, feedback, loss=...)"
             )
         if any(not _takes_loss(opt) for opt in self.optimizers.values()):
             output.backward(feedback)
@@ -141,29 +141,34 @@ class Hybrid(Optimizer):
     def _step(self) -> StepReport:
         order = sorted(self.optimizers.items(), key=lambda item: not _takes_loss(item[1]))
         values = [(p, p._data) for p in self.parameters]
-        saved = {
-            name: (opt.step_count, opt._snapshot() if hasattr(opt, "_snapshot") else None)
-            for name, opt in self.optimizers.items()
-        }
+        saved = {name: opt._snapshot() for name, opt in self.optimizers.items()}
         reports: dict[str, StepReport] = {}
         try:
             for name, opt in order:
-                reports[name] = opt.step()
+                reports[name] = opt._step()
         except BaseException:
             for p, value in values:
                 p._data = value
             for name, opt in self.optimizers.items():
-                count, snapshot = saved[name]
-                opt.step_count = count
-                if snapshot is not None:
-                    opt._restore(snapshot)
+                opt._restore(saved[name])
             raise
+        for name, opt in order:  # counted and logged only once every part has succeeded
+            opt._record(reports[name])
         return StepReport(
             type(self).__name__,
             self.step_count + 1,
             [u for r in reports.values() for u in r.updates],
             details={name: _summary(r) for name, r in reports.items()},
         )
+
+    def _snapshot(self) -> Any:
+        return super()._snapshot(), {name: opt._snapshot() for name, opt in self.optimizers.items()}
+
+    def _restore(self, snapshot: Any) -> None:
+        base, parts = snapshot
+        super()._restore(base)
+        for name, opt in self.optimizers.items():
+            opt._restore(parts[name])
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -201,14 +206,11 @@ def _summary(report: StepReport) -> dict[str, Any]:
     return {"optimizer": report.optimizer, "step": report.step, **report.details, **extra}
 
 
-def _is_number(value: Any) -> bool:
-    """A number or a one-element numeric array (checked without importing JAX)."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
+def _is_loss(value: Any) -> bool:
+    """A float or a one-element floating-point array (checked without importing JAX)."""
+    if isinstance(value, float):
         return True
-    dtype, size = str(getattr(value, "dtype", "")), getattr(value, "size", None)
-    return size == 1 and dtype.startswith(("float", "bfloat", "int", "uint"))
+    return getattr(value, "size", None) == 1 and _float_dtype(value)
 
 
 def _float_dtype(value: Any) -> bool:

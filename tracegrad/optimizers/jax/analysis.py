@@ -48,9 +48,18 @@ def is_array(value: Any) -> bool:
 
 
 def _signature(value: Any) -> Hashable:
-    if type(value) is float:
-        return float
+    if type(value) in (float, int):
+        return type(value)
     return (value.shape, value.dtype)
+
+
+def _atom(t: type, value: Any) -> Hashable:
+    """A constant's key: floats by bit pattern, so 0.0 and -0.0 differ and NaN matches itself."""
+    if t is float:
+        return (t, value.hex())
+    if t is complex:
+        return (t, value.real.hex(), value.imag.hex())
+    return (t, value)
 
 
 def _serial(node: Node) -> int:
@@ -88,7 +97,7 @@ class Analysis:
             return ref if ref is not None else self.external(obj)
         t = type(obj)
         if t in ATOMS:
-            return (t, obj)
+            return _atom(t, obj)
         if t is tuple or t is list or t is set or t is frozenset:
             return (t, tuple([self.arg_key(x) for x in obj]))
         if t is dict:
@@ -117,10 +126,13 @@ class Analysis:
         return len(self.inputs) - 1
 
     def freeze(self, value: Any) -> Hashable:
-        """A hashable stand-in for a constant: by value, else by identity (kept alive)."""
+        """A hashable stand-in for a constant: by value (NumPy arrays by content, since
+        they can change in place), else by identity (kept alive)."""
         t = type(value)
         if t in ATOMS:
-            return (t, value)
+            return _atom(t, value)
+        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "biufc":
+            return ("np", value.dtype.str, value.shape, value.tobytes())
         if t is tuple or t is list:
             return (t, tuple([self.freeze(x) for x in value]))
         if t is dict:
@@ -169,6 +181,9 @@ def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
     for node in _upstream(losses):
         nid = id(node)
         parents = node._parents
+        if nid in parameters:  # its shape and dtype are part of the program
+            a._sigs.append(("p", parameters[nid], _signature(node._data)))
+            continue
         if nid in depends or not parents:
             continue
         for parent in parents:

@@ -364,34 +364,29 @@ class JaxOptimizer(Optimizer):
 
     # -- rollback support for Hybrid -----------------------------------------------------------
     def _snapshot(self) -> Any:
-        return self.opt_state, list(self._losses)
+        return super()._snapshot(), self.opt_state
 
     def _restore(self, snapshot: Any) -> None:
-        self.opt_state, losses = snapshot
-        self._losses[:] = losses
+        base, self.opt_state = snapshot
+        super()._restore(base)
 
 
 def _is_scalar(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
+    """A real floating-point scalar: a loss gradients can be taken of."""
+    if isinstance(value, float):
         return True
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
-    return (
-        shape is not None
-        and dtype is not None
-        and int(np.prod(shape)) == 1
-        and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
-    )
+    return shape is not None and dtype is not None and int(np.prod(shape)) == 1 and jnp.issubdtype(dtype, jnp.floating)
 
 
 def _check_scalar(node: Node) -> None:
     if not _is_scalar(node._data):
         value = node._data
-        what = f"shape {tuple(value.shape)}" if hasattr(value, "shape") else f"a {type(value).__name__}"
+        has_shape = hasattr(value, "shape")
+        what = f"shape {tuple(value.shape)}, dtype {value.dtype}" if has_shape else f"a {type(value).__name__}"
         raise TypeError(
-            f"backward() needs a scalar numeric loss; {node.name} holds {what}. Reduce it to a scalar "
+            f"backward() needs a floating-point scalar loss; {node.name} holds {what}. Reduce it to a scalar "
             "(e.g. with jnp.mean in a bundled function); text feedback goes to an LLM optimizer or Hybrid"
         )
 

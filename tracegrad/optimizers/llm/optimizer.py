@@ -152,6 +152,15 @@ class LLMOptimizer(Optimizer):
             counter=self.count_tokens,
         )
 
+    def _snapshot(self) -> Any:
+        return super()._snapshot(), list(self.memory)
+
+    def _restore(self, snapshot: Any) -> None:
+        base, memory = snapshot
+        super()._restore(base)
+        self.memory.clear()
+        self.memory.extend(memory)
+
     def history(self) -> list[str]:
         """The remembered steps, oldest first, as prompt text."""
         return [m.render() for m in self.memory]
