@@ -104,9 +104,9 @@ class Optimizer(ABC):
         """Update the parameters from their feedback; returns what changed and why."""
         return self._record(self._step())
 
-    def _record(self, report: StepReport) -> StepReport:
-        """Count a finished step and append its report to the log."""
-        self.step_count += 1
+    def _record(self, report: StepReport, steps: int = 1) -> StepReport:
+        """Count a finished step (or ``steps`` of them) and append its report to the log."""
+        self.step_count += steps
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a", encoding="utf-8") as fh:

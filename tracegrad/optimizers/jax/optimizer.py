@@ -28,7 +28,6 @@ parameters and this state together, atomically.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -276,7 +275,6 @@ class JaxOptimizer(Optimizer):
         updates = self._write(p)
         self.opt_state = s
         first_step = self.step_count + 1
-        self.step_count += steps
         report = StepReport(
             type(self).__name__,
             first_step,
@@ -290,11 +288,7 @@ class JaxOptimizer(Optimizer):
                 "cache": self.cache.info(),
             },
         )
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(report.to_json()) + "\n")
-        return report
+        return self._record(report, steps)
 
     def _reject(self, new: Mapping[str, Any], loss: float, grad_norm: float, where: str = "") -> None:
         bad = [k for k, v in new.items() if not np.all(np.isfinite(np.asarray(v)))]

@@ -128,12 +128,10 @@ class Program:
     """
 
     def __init__(self, a: Analysis, losses: Sequence[Node]) -> None:
-        self.key = a.key
         self.ops = [_ReplayOp(node, a) for node in a.ops]
         self.losses = [_template(node, a) for node in losses]
         self.loss_names = [node.name for node in losses]
         self.input_names = list(a.input_names)
-        self.num_inputs = len(a.inputs)
         self.keep = a.keep
         self.traces = 0
         self.fn: Callable[[Mapping[str, Any], Sequence[Any]], Any] = self._pure
