@@ -7,16 +7,18 @@ rewrite); its *gains* are an array parameter tuned by gradient descent through t
 whole simulated trajectory (about 80 recorded operations replayed as one jitted JAX
 function).
 
-* Without a model: only the gradient part runs (JaxOptimizer on the gains).
-* With ``TRACEGRAD_MODEL`` set: ``Hybrid(llm=OptoPrime(code), jax=JaxOptimizer(gains))``
-  -- each round one ``backward`` gives the numeric cost to JAX and a text summary of
-  the trajectory to the LLM, and one ``step()`` updates both.
+First JaxOptimizer tunes the gains alone; then ``Hybrid(llm=OptoPrime(code),
+jax=JaxOptimizer(gains))`` runs a few rounds: one ``backward`` gives the numeric cost to
+JAX and a text summary of the trajectory to the LLM, and one ``step()`` updates both.
+The LLM is the one ``TRACEGRAD_MODEL`` names; without one, a scripted stand-in that
+knows a single fix (cancel the rail's friction) plays its part, and says so.
 
 Run: ``python examples/hybrid_controller.py``
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import jax
@@ -26,6 +28,7 @@ import optax
 import tracegrad as tg
 from tracegrad.optimizers.hybrid import Hybrid
 from tracegrad.optimizers.jax import JaxOptimizer
+from tracegrad.optimizers.llm import LLM, LLMRequest, OptoPrime, ScriptedTransport
 
 DT = 0.15
 HORIZON = 20  # 3 simulated seconds
@@ -89,11 +92,29 @@ def tune_gains(gains: tg.Node, steps: int) -> None:
     print(f"  gains = {[round(float(g), 3) for g in gains.data]}; {opt.compile_count} compilation(s) for {steps} steps")
 
 
-def hybrid_rounds(gains: tg.Node, rounds: int, gradient_steps: int = 10) -> None:
-    from tracegrad.optimizers.llm import LLM
-    from tracegrad.optimizers.llm.optoprime import OptoPrime
+FRICTION_FIX = '''def controller(state, gains):
+    """The force on the cart: proportional-derivative towards 1.0, plus the friction cancelled."""
+    error = 1.0 - state[0]
+    return gains[0] * error - gains[1] * state[1] + 0.2 * state[1]
+'''
 
-    opt = Hybrid(llm=OptoPrime([controller.parameter], llm=LLM()), jax=JaxOptimizer([gains], optax.adam(0.1)))
+
+def stand_in_model(request: LLMRequest) -> str:
+    """An offline stand-in for a model: proposes cancelling the friction, once."""
+    prompt = request.messages[-1]["content"]
+    if "0.2 * state[1]" in prompt:
+        return json.dumps({"reasoning": "The friction is already cancelled.", "suggestion": {}})
+    reasoning = "The dynamics subtract 0.2 * velocity as friction; the controller can cancel it."
+    return json.dumps({"reasoning": reasoning, "suggestion": {controller.parameter.name: FRICTION_FIX}})
+
+
+def hybrid_rounds(gains: tg.Node, rounds: int, gradient_steps: int = 10) -> None:
+    if os.environ.get("TRACEGRAD_MODEL"):
+        llm = LLM()
+    else:
+        print("  (no model configured: using the offline stand-in; set TRACEGRAD_MODEL for a real one)")
+        llm = LLM("stand-in", transport=ScriptedTransport(stand_in_model), cache=False)
+    opt = Hybrid(llm=OptoPrime([controller.parameter], llm=llm), jax=JaxOptimizer([gains], optax.adam(0.1)))
     for r in range(rounds):
         cost, positions = simulate(gains)
         feedback = summary(cost, positions)
@@ -121,11 +142,8 @@ def main() -> None:
     tune_gains(gains, 40)
     cost, positions = simulate(gains)
     assert float(cost.data) < start, "the gradient steps should lower the cost"
-    if os.environ.get("TRACEGRAD_MODEL"):
-        print("hybrid: OptoPrime rewrites the controller's code, JAX tunes its gains:")
-        hybrid_rounds(gains, 3)
-    else:
-        print("LLM part skipped: set TRACEGRAD_MODEL (e.g. openai/gpt-4o-mini) to let OptoPrime rewrite the code too.")
+    print("hybrid: OptoPrime rewrites the controller's code, JAX tunes its gains:")
+    hybrid_rounds(gains, 3)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def test_numerical_optimization_example_runs_without_a_model():
 
 def test_hybrid_controller_example_runs_without_a_model():
     out = run("examples/hybrid_controller.py")
-    assert "LLM part skipped" in out
+    assert "offline stand-in" in out
+    assert "llm: updated" in out and "+ 0.2 * state[1]" in out  # the stand-in's code was applied
     assert "1 compilation(s)" in out
 
 
@@ -54,7 +55,8 @@ def test_hybrid_controller_rounds_with_a_scripted_model(monkeypatch):
     )
     real = llm_mod.LLM
     transport = llm_mod.ScriptedTransport([reply, reply])
-    monkeypatch.setattr(llm_mod, "LLM", lambda *a, **k: real("test/model", transport=transport, cache=False))
+    monkeypatch.setenv("TRACEGRAD_MODEL", "test/model")
+    monkeypatch.setattr(example, "LLM", lambda *a, **k: real("test/model", transport=transport, cache=False))
     gains = tg.node(jnp.array([0.5, 0.1]), trainable=True, name="gains")
     example.hybrid_rounds(gains, 2, gradient_steps=2)
     assert "jnp.tanh(state[1])" in example.controller.parameter.data
