@@ -223,3 +223,14 @@ def test_optimizer_calls_ask_for_a_bounded_reply_by_default(make_llm, graph):
     opt, transport = make_opt(make_llm, [scale, bias], [reply()], max_tokens=300)
     opt.step()
     assert transport.requests[0].params["max_tokens"] == 300
+
+
+def test_cost_of_a_run_is_projected_before_it_starts(make_llm, graph):
+    scale, bias, _ = graph
+    opt, transport = make_opt(make_llm, [scale, bias], [])
+    estimate = opt.estimate_cost(steps=10)
+    assert transport.requests == []  # nothing was sent
+    assert estimate.calls == 10 and estimate.prompt_tokens > 50
+    assert estimate.completion_tokens == 4096  # the bounded reply
+    opt.zero_feedback()
+    assert opt.estimate_cost() is None

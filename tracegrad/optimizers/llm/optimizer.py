@@ -31,6 +31,7 @@ from tracegrad.trace.node import ParameterNode
 
 if TYPE_CHECKING:
     from tracegrad.optimizers.llm.client import LLM
+    from tracegrad.optimizers.llm.usage import CostEstimate
 
 
 #: Reply tokens asked for by default (room for a rewritten function and its reasoning).
@@ -164,6 +165,15 @@ class LLMOptimizer(Optimizer):
     def history(self) -> list[str]:
         """The remembered steps, oldest first, as prompt text."""
         return [m.render() for m in self.memory]
+
+    def estimate_cost(self, steps: int = 1) -> CostEstimate | None:
+        """Project the cost of ``steps`` more steps from the prompt the next one would send
+        (one call a step; re-asks cost more), or None when no parameter has feedback."""
+        exchange = self._begin()
+        if exchange is None:
+            return None
+        reply_tokens = int(self.call_settings.get("max_tokens") or self.llm.settings.get("max_tokens") or 0) or None
+        return self.llm.estimate_cost(exchange.first_messages, reply_tokens, calls=steps)
 
     # -- one step -------------------------------------------------------------------------
     def _begin(self) -> Exchange | None:
