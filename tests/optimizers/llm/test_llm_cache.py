@@ -253,3 +253,31 @@ def test_cache_key_tolerates_lone_surrogates():
     a = LLMRequest(model="m", messages=[{"role": "user", "content": "bad \ud800 text"}])
     b = LLMRequest(model="m", messages=[{"role": "user", "content": "bad \ud801 text"}])
     assert a.key != b.key
+
+
+def test_transport_defaults_are_part_of_the_cache_key(tmp_path):
+    from tracegrad.optimizers.llm import LLM, ScriptedTransport
+
+    class WithDefaults(ScriptedTransport):
+        def __init__(self, script, defaults):
+            super().__init__(script)
+            self._defaults = defaults
+
+        @property
+        def defaults(self):
+            return self._defaults
+
+    a = LLM("m", transport=WithDefaults(["A"], {"top_p": 0.1}), cache_dir=tmp_path, temperature=0)
+    b = LLM("m", transport=WithDefaults(["B"], {"top_p": 1.0}), cache_dir=tmp_path, temperature=0)
+    assert a.complete("same question").text == "A"
+    second = b.complete("same question")
+    assert second.text == "B" and not second.cached
+
+
+def test_an_unusable_cache_directory_does_not_break_a_call(tmp_path):
+    from tracegrad.optimizers.llm import LLM, ScriptedTransport
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    llm = LLM("m", transport=ScriptedTransport(["fine"]), cache_dir=blocker / "sub", temperature=0)
+    assert llm.complete("hi").text == "fine"

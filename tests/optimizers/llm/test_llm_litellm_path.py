@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -229,3 +233,25 @@ def test_cache_and_replay_over_the_real_transport(stub, retry, tmp_path):
     with pytest.raises(LLMCallError) as err:
         replay.complete("another question")
     assert err.value.kind == "replay_miss"
+
+
+def test_the_model_tokenizer_counter_never_reaches_the_network(tmp_path):
+    code = textwrap.dedent(
+        """
+        import os, socket
+        os.environ.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)
+        def refuse(*args, **kwargs):
+            raise OSError("network access attempted")
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        import tracegrad as tg
+        from tracegrad.optimizers.llm import LLM, OptoPrime, ScriptedTransport
+        p = tg.parameter("x", name="p")
+        opt = OptoPrime([p], llm=LLM("openai/gpt-4o-mini", transport=ScriptedTransport([])), token_counter="model")
+        assert opt.count_tokens("hello world") > 0
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "network access attempted" not in result.stderr

@@ -101,11 +101,14 @@ def test_text_around_json_and_fences_are_tolerated(make_llm, graph):
 
 def test_a_model_that_answers_nothing_useful_changes_nothing(make_llm, graph):
     scale, bias, _ = graph
-    opt, _ = make_opt(make_llm, [scale, bias], lambda request: "I am not sure what you mean.")
+    opt, transport = make_opt(make_llm, [scale, bias], lambda request: "I am not sure what you mean. " * 500)
     report = opt.step()
     assert report.status == "no_reply" and not report.updates
     assert (scale.data, bias.data) == (2.0, 1)
     assert report.attempts == 3
+    assert len(transport.requests) == 3  # max_attempts bounds the model calls of a step
+    for request in transport.requests:  # re-asks show the reply cut, within the prompt budget
+        assert estimate_tokens("".join(m["content"] for m in request.messages)) <= opt.prompt_tokens
 
 
 def test_terminate_means_no_change_without_asking_again(make_llm, graph):
@@ -234,3 +237,16 @@ def test_cost_of_a_run_is_projected_before_it_starts(make_llm, graph):
     assert estimate.completion_tokens == 4096  # the bounded reply
     opt.zero_feedback()
     assert opt.estimate_cost() is None
+
+
+def test_a_prompt_budget_too_small_to_say_anything_is_refused(make_llm, graph):
+    scale, bias, _ = graph
+    with pytest.raises(ValueError, match="prompt_tokens=300"):
+        make_opt(make_llm, [scale, bias], [], prompt_tokens=300)
+
+
+def test_an_unknown_price_is_reported_as_unknown_not_free(make_llm, graph):
+    scale, bias, _ = graph
+    opt, _ = make_opt(make_llm, [scale, bias], [{"text": reply({"scale": 3.0}), "cost_usd": None}])
+    report = opt.step()
+    assert report.cost_usd is None and "unknown cost" in report.summary()

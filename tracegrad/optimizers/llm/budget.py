@@ -27,7 +27,9 @@ def estimate_tokens(text: str) -> int:
 
 def litellm_counter(model: str) -> TokenCounter:
     """A counter using the model's own tokenizer through litellm (slower, exact)."""
-    import litellm
+    from tracegrad.optimizers.llm.litellm_transport import import_litellm
+
+    litellm = import_litellm()
 
     def count(text: str) -> int:
         return int(litellm.token_counter(model=model, text=text))

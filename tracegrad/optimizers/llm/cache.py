@@ -77,7 +77,7 @@ class ResponseCache:
                 row = conn.execute("SELECT response FROM responses WHERE key = ?", (request.key,)).fetchone()
             finally:
                 conn.close()
-        except sqlite3.Error as exc:  # a broken cache must not break a run
+        except (sqlite3.Error, OSError) as exc:  # a broken cache must not break a run
             logger.warning("LLM cache read failed (%s): %s", self.path, exc)
             return None
         if row is None:
@@ -105,7 +105,7 @@ class ResponseCache:
                 )
             finally:
                 conn.close()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             logger.warning("LLM cache write failed (%s): %s", self.path, exc)
 
     def __len__(self) -> int:

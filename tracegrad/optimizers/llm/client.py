@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ class LLM:
         **overrides: Any,
     ) -> LLMRequest:
         """The full request a call with these arguments sends (also its cache key)."""
-        params = {**self.settings, **overrides}
+        params = {**self.transport.defaults, **self.settings, **overrides}
         timeout = params.pop("timeout", self.timeout)
         model = params.pop("model", self.model)
         api_base = params.pop("api_base", self.api_base)
@@ -149,13 +150,16 @@ class LLM:
         cache: bool | None = None,
         fresh: bool = False,
         sample_index: int | None = None,
+        repairs: int | None = None,
         **overrides: Any,
     ) -> Completion:
         """Call the model; with ``schema``, return a reply validated against it.
 
         ``fresh=True`` skips the cache lookup but stores the new reply; ``sample_index``
-        keeps cached samples of the same request apart; ``overrides`` change settings
-        for this call only. Raises :class:`LLMCallError`, :class:`BudgetExceeded` or
+        keeps cached samples of the same request apart; ``repairs`` bounds the turns
+        that show the model why its structured reply was rejected (default: the
+        client's ``structured_retries``); ``overrides`` change settings for this call
+        only. Raises :class:`LLMCallError`, :class:`BudgetExceeded` or
         :class:`StructuredOutputError`.
         """
         if schema is not None:
@@ -165,6 +169,7 @@ class LLM:
                 cache=cache,
                 fresh=fresh,
                 sample_index=sample_index,
+                repairs=repairs,
                 **overrides,
             )
         req = self.request(messages, sample_index=sample_index, **overrides)
@@ -178,6 +183,7 @@ class LLM:
         cache: bool | None = None,
         fresh: bool = False,
         sample_index: int | None = None,
+        repairs: int | None = None,
         **overrides: Any,
     ) -> Completion:
         """Async version of :meth:`complete`."""
@@ -188,6 +194,7 @@ class LLM:
                 cache=cache,
                 fresh=fresh,
                 sample_index=sample_index,
+                repairs=repairs,
                 **overrides,
             )
         req = self.request(messages, sample_index=sample_index, **overrides)
@@ -295,7 +302,10 @@ class LLM:
                 return result
 
     async def _structured_async(self, messages: str | list[Message], schema: type[BaseModel], **kw: Any) -> Completion:
-        runner = StructuredRun(self, messages, schema, kw)
+        if "litellm" in sys.modules:
+            runner = StructuredRun(self, messages, schema, kw)
+        else:  # the first call imports litellm to learn the mode: not on the event loop
+            runner = await asyncio.to_thread(StructuredRun, self, messages, schema, kw)
         while True:
             req = runner.next_request()
             try:

@@ -124,10 +124,6 @@ class Exchange:
             {"role": "user", "content": clean_text(message)},
         ]
 
-    @property
-    def replied(self) -> bool:
-        return self.outcome in ("accepted", "done")
-
     def usage(self) -> UsageSnapshot:
         """Calls, tokens and cost of this step, from the client's ledger."""
         return self.optimizer.llm.usage.snapshot() - self._usage_before

@@ -7,9 +7,11 @@ tracegrad stays fast. Its own retries are turned off: the client retries.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -71,8 +73,8 @@ class LiteLLMTransport(Transport):
     """Sends requests through ``litellm.completion`` / ``litellm.acompletion``.
 
     ``drop_params`` lets litellm drop settings a provider does not accept (e.g. ``seed``)
-    instead of failing; ``extra`` is passed to every call (e.g. provider-specific
-    options) and is not part of the cache key.
+    instead of failing; ``extra`` is sent with every call (e.g. provider-specific
+    options) and, like every setting, is part of the cache key.
     """
 
     def __init__(self, *, drop_params: bool = True, extra: dict[str, Any] | None = None) -> None:
@@ -81,7 +83,6 @@ class LiteLLMTransport(Transport):
 
     def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            **self.extra,
             **request.params,
             "model": request.model,
             "messages": request.messages,
@@ -99,6 +100,10 @@ class LiteLLMTransport(Transport):
             kwargs["timeout"] = request.timeout
         return kwargs
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return dict(self.extra)
+
     def complete(self, request: LLMRequest) -> TransportResponse:
         """One blocking call."""
         litellm = import_litellm()
@@ -106,7 +111,7 @@ class LiteLLMTransport(Transport):
 
     async def acomplete(self, request: LLMRequest) -> TransportResponse:
         """One async call."""
-        litellm = import_litellm()
+        litellm = import_litellm() if "litellm" in sys.modules else await asyncio.to_thread(import_litellm)
         response = await litellm.acompletion(**self._kwargs(request))
         return _to_response(litellm, response, request)
 

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 #: Reply tokens asked for by default (room for a rewritten function and its reasoning).
 DEFAULT_REPLY_TOKENS = 4096
+#: The fewest prompt tokens a problem may be squeezed into and still say something.
+MIN_PROBLEM_TOKENS = 256
 
 
 @dataclass
@@ -132,6 +134,13 @@ class LLMOptimizer(Optimizer):
         elif isinstance(token_counter, str):
             raise ValueError('token_counter must be a function or "model"')
         self.count_tokens: TokenCounter = token_counter or estimate_tokens
+        room = prompt_tokens - self.count_tokens(self.system_prompt) - Exchange.reask_tokens(self)
+        if room < MIN_PROBLEM_TOKENS:
+            needed = prompt_tokens - room + MIN_PROBLEM_TOKENS
+            raise ValueError(
+                f"prompt_tokens={prompt_tokens} leaves {room} tokens for the problem after the fixed "
+                f"instructions and the room kept for a re-ask; give at least {needed}"
+            )
         if "max_tokens" not in call_settings and "max_tokens" not in llm.settings:
             # a model that never stops would otherwise generate up to its context limit
             call_settings["max_tokens"] = DEFAULT_REPLY_TOKENS
@@ -192,7 +201,7 @@ class LLMOptimizer(Optimizer):
         while (messages := exchange.next_messages()) is not None:
             call_started = time.perf_counter()
             try:
-                completion = self.llm.complete(messages, schema=exchange.schema, **self.call_settings)
+                completion = self.llm.complete(messages, schema=exchange.schema, repairs=0, **self.call_settings)
             except Exception as exc:
                 exchange.on_error(exc, time.perf_counter() - call_started)
                 continue
@@ -209,7 +218,9 @@ class LLMOptimizer(Optimizer):
             while (messages := exchange.next_messages()) is not None:
                 call_started = time.perf_counter()
                 try:
-                    completion = await self.llm.acomplete(messages, schema=exchange.schema, **self.call_settings)
+                    completion = await self.llm.acomplete(
+                        messages, schema=exchange.schema, repairs=0, **self.call_settings
+                    )
                 except Exception as exc:
                     exchange.on_error(exc, time.perf_counter() - call_started)
                     continue
@@ -238,7 +249,7 @@ class LLMOptimizer(Optimizer):
             answer=exchange.answer,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            cost_usd=usage.cost_usd,
+            cost_usd=None if usage.calls_without_cost else usage.cost_usd,
             calls=usage.calls,
             attempts=exchange.attempts,
             rejections=exchange.rejections,

@@ -43,12 +43,26 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
 }
 
 
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object")
+
+
+def _refuses_response_format(exc: BaseException, status: int | None) -> bool:
+    """A server error that says the response format is unsupported: some
+    OpenAI-compatible servers answer so with a 5xx, and retrying cannot help."""
+    if status is None or status < 500:
+        return False
+    text = str(exc).lower()
+    return any(word in text for word in _FORMAT_WORDS) and ("support" in text or "should be" in text)
+
+
 def classify(exc: BaseException) -> tuple[str, bool, int | None]:
     """``(kind, retryable, status_code)`` of an exception raised by a transport."""
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
     if isinstance(exc, LLMCallError):
         return exc.kind, exc.retryable, exc.status_code
+    if _refuses_response_format(exc, status):
+        return "bad_request", False, status
     for cls in type(exc).__mro__:
         if cls.__name__ in _BY_NAME:
             kind, retryable = _BY_NAME[cls.__name__]

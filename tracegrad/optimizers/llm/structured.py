@@ -90,8 +90,16 @@ def instruct(messages: list[Message], schema: type[BaseModel], mode: str) -> lis
     return out
 
 
+#: Characters of a rejected reply shown back to the model in a repair turn.
+REPAIR_REPLY_CHARS = 2000
+
+
 def repair_prompt(messages: list[Message], raw_text: str, reason: str) -> list[Message]:
-    """Messages for a retry that shows the model its reply and why it was rejected."""
+    """Messages for a retry that shows the model its reply (cut to a readable length)
+    and why it was rejected."""
+    if len(raw_text) > REPAIR_REPLY_CHARS:
+        cut = len(raw_text) - REPAIR_REPLY_CHARS
+        raw_text = f"{raw_text[:REPAIR_REPLY_CHARS]}…[truncated {cut} chars]…"
     return [
         *messages,
         {"role": "assistant", "content": raw_text},

@@ -18,10 +18,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tracegrad.llm")
 
 
-def _messages(messages: str | list[Message]) -> list[Message]:
-    return [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
-
-
 class StructuredRun:
     """The state of one structured call: its mode, the rejected replies so far and why.
 
@@ -36,8 +32,10 @@ class StructuredRun:
         self.cache: bool | None = kw.pop("cache", None)
         self.fresh: bool = kw.pop("fresh", False)
         self.sample_index: int | None = kw.pop("sample_index", None)
+        repairs = kw.pop("repairs", None)
+        self.repairs: int = llm.structured_retries if repairs is None else repairs
         self.overrides = kw
-        probe = llm.request(_messages(messages), **kw)
+        probe = llm.request(messages, **kw)
         self.base = probe.messages
         self.where = (probe.model, probe.api_base)
         self.mode = llm._mode_for(probe)
@@ -65,8 +63,7 @@ class StructuredRun:
         error whose message is about it); re-raise anything else."""
         weaker = so.next_mode(self.mode)
         about_format = any(w in str(exc).lower() for w in ("response_format", "json", "schema", "structured"))
-        # some OpenAI-compatible servers answer an unsupported format with a 5xx, not a 400
-        if exc.kind not in ("bad_request", "server") or weaker is None or not about_format:
+        if exc.kind != "bad_request" or weaker is None or not about_format:
             raise exc
         logger.warning(
             "provider refused structured output mode %s for %s (%s); falling back to %s",
@@ -88,7 +85,7 @@ class StructuredRun:
             parsed = so.parse_structured(done.text, self.schema)
         except so.ParseFailure as exc:
             reason = str(exc)
-            if len(self.turns) >= self.llm.structured_retries:
+            if len(self.turns) >= self.repairs:
                 raise StructuredOutputError(
                     reason,
                     raw_text=done.text,

@@ -39,6 +39,12 @@ class Transport(ABC):
         """The strongest structured output mode the provider supports for ``model``."""
         return "text"
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Settings sent with every request through this transport; the client puts them
+        in the request, so they are part of its cache key."""
+        return {}
+
 
 ScriptItem = str | dict[str, Any] | BaseException | TransportResponse
 
