@@ -250,3 +250,26 @@ def test_an_unknown_price_is_reported_as_unknown_not_free(make_llm, graph):
     opt, _ = make_opt(make_llm, [scale, bias], [{"text": reply({"scale": 3.0}), "cost_usd": None}])
     report = opt.step()
     assert report.cost_usd is None and "unknown cost" in report.summary()
+
+
+async def test_concurrent_steps_on_a_shared_client_report_only_their_own_calls(make_llm):
+    import asyncio
+
+    from tracegrad.optimizers.llm import ScriptedTransport
+
+    class Slow(ScriptedTransport):
+        async def acomplete(self, request):
+            await asyncio.sleep(0.01)  # both steps are in flight at once
+            return self.complete(request)
+
+    answer = {"text": reply(), "prompt_tokens": 100, "completion_tokens": 10, "cost_usd": 0.01}
+    llm, _ = make_llm([])
+    llm.transport = Slow([answer, answer])
+    optimizers = []
+    for name in ("a", "b"):
+        p = tg.parameter(1.0, name=name)
+        (p * 2).backward("make it bigger")
+        optimizers.append(OptoPrime([p], llm=llm))
+    reports = await asyncio.gather(*(o.astep() for o in optimizers))
+    assert [(r.calls, r.prompt_tokens, r.cost_usd) for r in reports] == [(1, 100, 0.01), (1, 100, 0.01)]
+    assert llm.usage.snapshot().calls == 2

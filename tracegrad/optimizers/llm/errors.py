@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tracegrad.errors import TracegradError
+
+if TYPE_CHECKING:
+    from tracegrad.optimizers.llm.request import Completion
 
 
 class LLMError(TracegradError):
@@ -63,11 +68,15 @@ class StructuredOutputError(LLMError):
     """The model's reply could not be turned into the requested schema.
 
     Carries the last ``raw_text`` the model returned, the ``reason`` it was rejected
-    (the parse or validation error) and how many ``attempts`` were made.
+    (the parse or validation error), how many ``attempts`` were made, and the last
+    ``completion`` (its tokens and cost were spent all the same).
     """
 
-    def __init__(self, reason: str, *, raw_text: str, attempts: int, schema_name: str) -> None:
+    def __init__(
+        self, reason: str, *, raw_text: str, attempts: int, schema_name: str, completion: Completion | None = None
+    ) -> None:
         self.reason = reason
+        self.completion = completion
         self.raw_text = raw_text
         self.attempts = attempts
         self.schema_name = schema_name

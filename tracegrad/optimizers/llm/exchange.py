@@ -14,12 +14,12 @@ from tracegrad.optimizers.llm.budget import CHARS_PER_TOKEN, truncate
 from tracegrad.optimizers.llm.errors import StructuredOutputError
 from tracegrad.optimizers.llm.prompts import NOTHING_USEFUL, REASK
 from tracegrad.optimizers.llm.suggestions import Rejection, Reply, check, clean_text
+from tracegrad.optimizers.llm.usage import UsageSnapshot
 from tracegrad.trace.node import ParameterNode
 
 if TYPE_CHECKING:
     from tracegrad.optimizers.llm.optimizer import LLMOptimizer
     from tracegrad.optimizers.llm.request import Completion
-    from tracegrad.optimizers.llm.usage import UsageSnapshot
 
 #: Tokens kept free in the prompt budget for a follow-up (the rejected reply and why).
 REASK_TOKENS = 600
@@ -66,7 +66,7 @@ class Exchange:
         self.answer: str | None = None
         self.model_seconds = 0.0
         self._followup: list[dict[str, str]] = []
-        self._usage_before = optimizer.llm.usage.snapshot()
+        self._completions: list[Completion] = []  # what this step itself spent
         # the memory records the values as they were shown, before any update
         self.values = prompt.values
 
@@ -87,6 +87,7 @@ class Exchange:
     def on_reply(self, completion: Completion, seconds: float) -> None:
         """Check a parsed reply; accept it, or queue a follow-up with the reasons."""
         self.model_seconds += seconds
+        self._completions.append(completion)
         reply: Reply = completion.parsed
         problem = _unusable(reply, completion, self.prompt.variables)
         if problem is not None:
@@ -111,6 +112,8 @@ class Exchange:
         self.model_seconds += seconds
         if not isinstance(exc, StructuredOutputError):
             raise exc
+        if exc.completion is not None:
+            self._completions.append(exc.completion)
         if exc.raw_text.strip().upper().startswith("TERMINATE"):
             self.outcome = "done"  # the model says nothing should change
             return
@@ -125,8 +128,17 @@ class Exchange:
         ]
 
     def usage(self) -> UsageSnapshot:
-        """Calls, tokens and cost of this step, from the client's ledger."""
-        return self.optimizer.llm.usage.snapshot() - self._usage_before
+        """Calls, tokens and cost of this step's own model calls (not of other users of a
+        shared client)."""
+        paid = [c for c in self._completions if not c.cached]
+        return UsageSnapshot(
+            calls=len(paid),
+            cache_hits=len(self._completions) - len(paid),
+            prompt_tokens=sum(c.usage.prompt_tokens for c in paid),
+            completion_tokens=sum(c.usage.completion_tokens for c in paid),
+            cost_usd=sum(c.cost_usd for c in paid if c.cost_usd is not None),
+            calls_without_cost=sum(c.cost_usd is None for c in paid),
+        )
 
 
 _REPLY_KEYS = frozenset({"reasoning", "answer", "suggestion"})

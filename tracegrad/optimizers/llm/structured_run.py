@@ -91,6 +91,7 @@ class StructuredRun:
                     raw_text=done.text,
                     attempts=len(self.turns) + 1,
                     schema_name=self.schema.__name__,
+                    completion=done,
                 ) from None
             logger.info("structured reply rejected (%s); asking the model again", reason)
             self.turns.append((done.text, reason))
