@@ -121,29 +121,36 @@ class Array(Kind):
         return f"array of {dtype}, {shape}" + (f", every element{bounds}" if bounds else "")
 
     def to_json(self, value: Any) -> Any:
-        import numpy as np
-
-        arr = np.asarray(value)
-        data = arr.tolist()
-        if np.iscomplexobj(arr):
-            data = {"real": arr.real.tolist(), "imag": arr.imag.tolist()}
-        return {"dtype": str(arr.dtype), "shape": list(arr.shape), "data": data}
+        return array_to_json(value)
 
     def from_json(self, data: Any) -> Any:
-        import jax.numpy as jnp
-        import numpy as np
-
         if not isinstance(data, dict):  # a bare (nested) list
             return data
         try:
-            dtype = jnp.dtype(data["dtype"])
-            values = data["data"]
-            if isinstance(values, dict):
-                values = np.asarray(values["real"]) + 1j * np.asarray(values["imag"])
-            arr = np.asarray(values, dtype=dtype).reshape(tuple(data["shape"]))
+            return array_from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidValueError(f"not a saved array ({type(exc).__name__}: {exc})") from None
-        return jnp.asarray(arr)
+
+
+def array_to_json(value: Any) -> dict[str, Any]:
+    """An array as JSON data: dtype, shape and values (complex ones as real and imag)."""
+    import numpy as np
+
+    arr = np.asarray(value)
+    data: Any = {"real": arr.real.tolist(), "imag": arr.imag.tolist()} if np.iscomplexobj(arr) else arr.tolist()
+    return {"dtype": str(arr.dtype), "shape": list(arr.shape), "data": data}
+
+
+def array_from_json(data: dict[str, Any]) -> Any:
+    """The JAX array ``array_to_json`` describes (raises KeyError/TypeError/ValueError)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    dtype = jnp.dtype(data["dtype"])
+    values = data["data"]
+    if isinstance(values, dict):
+        values = np.asarray(values["real"]) + 1j * np.asarray(values["imag"])
+    return jnp.asarray(np.asarray(values, dtype=dtype).reshape(tuple(data["shape"])))
 
 
 def _as_array(value: Any) -> Any:
@@ -171,4 +178,4 @@ def _as_array(value: Any) -> Any:
         raise InvalidValueError(f"expected an array of numbers, got {type(value).__name__}: {exc}") from None
 
 
-__all__ = ["Array"]
+__all__ = ["Array", "array_from_json", "array_to_json"]

@@ -149,6 +149,16 @@ class Optimizer(ABC):
         self.step_count = int(state.get("step_count", 0))
 
 
+def has_float_dtype(value: Any) -> bool:
+    """Whether an array's dtype is floating point (checked without importing JAX)."""
+    return str(getattr(value, "dtype", "")).startswith(("float", "bfloat"))
+
+
+def is_loss_value(value: Any) -> bool:
+    """A float or a one-element floating-point array: a loss gradients can be taken of."""
+    return isinstance(value, float) or (getattr(value, "size", None) == 1 and has_float_dtype(value))
+
+
 def apply_updates(updates: Mapping[ParameterNode, Any]) -> list[ParameterUpdate]:
     """Validate every new value first, then assign them all; on any error assign none.
 

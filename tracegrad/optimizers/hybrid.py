@@ -28,7 +28,7 @@ from typing import Any
 
 from tracegrad.errors import TracegradError
 from tracegrad.nodes.module import Module
-from tracegrad.optimizers.base import Optimizer, StepReport
+from tracegrad.optimizers.base import Optimizer, StepReport, has_float_dtype, is_loss_value
 from tracegrad.trace.node import Node, ParameterNode
 
 
@@ -95,7 +95,7 @@ class Hybrid(Optimizer):
         grad, text = [], []
         for p in params:
             kind = getattr(p.kind, "name", "")
-            if (kind == "array" and _float_dtype(p._data)) or (kind == "number" and numbers == "jax"):
+            if (kind == "array" and has_float_dtype(p._data)) or (kind == "number" and numbers == "jax"):
                 grad.append(p)
             else:
                 text.append(p)
@@ -127,7 +127,7 @@ class Hybrid(Optimizer):
         if not isinstance(output, Node):
             raise TypeError(f"backward() needs the output node, got {type(output).__name__}")
         target = output if loss is None else loss
-        if any(_takes_loss(opt) for opt in self.optimizers.values()) and not _is_loss(target._data):
+        if any(_takes_loss(opt) for opt in self.optimizers.values()) and not is_loss_value(target._data):
             raise TypeError(
                 f"{target.name} holds a {type(target._data).__name__}, not a floating-point scalar loss, for "
                 "the gradient optimizers: pass the numeric loss node as backward(output, feedback, loss=...)"
@@ -204,18 +204,6 @@ def _summary(report: StepReport) -> dict[str, Any]:
     (an LLM report's status, reasoning, cost ...)."""
     extra = {f.name: getattr(report, f.name) for f in dataclasses.fields(report) if f.name not in _BASE_FIELDS}
     return {"optimizer": report.optimizer, "step": report.step, **report.details, **extra}
-
-
-def _is_loss(value: Any) -> bool:
-    """A float or a one-element floating-point array (checked without importing JAX)."""
-    if isinstance(value, float):
-        return True
-    return getattr(value, "size", None) == 1 and _float_dtype(value)
-
-
-def _float_dtype(value: Any) -> bool:
-    dtype = str(getattr(value, "dtype", ""))
-    return dtype.startswith(("float", "bfloat"))
 
 
 __all__ = ["Hybrid"]

@@ -76,11 +76,11 @@ class Analysis:
     the remaining fields are what ``build_program`` needs on a cache miss.
     """
 
-    __slots__ = ("key", "inputs", "input_names", "ops", "refs", "lifted", "keep", "losses", "_passed", "_sigs")
+    __slots__ = ("key", "inputs", "ops", "refs", "lifted", "keep", "losses", "_passed", "_sigs", "_sources")
 
     def __init__(self) -> None:
         self.inputs: list[Any] = []
-        self.input_names: list[str] = []
+        self._sources: list[Node | str] = []  # per input: its node, or a name
         self.ops: list[Node] = []
         self.refs: dict[int, tuple] = {}
         self.lifted: dict[int, int] = {}
@@ -113,15 +113,20 @@ class Analysis:
         """The reference to a node that does not depend on the parameters."""
         value = node._data
         if type(value) is float or is_array(value):
-            ref: tuple = ("i", self._add_input(value, node.name))
+            ref: tuple = ("i", self._add_input(value, node))
         else:
             ref = ("c", self.freeze(value))
         self.refs[id(node)] = ref
         return ref
 
-    def _add_input(self, value: Any, name: str) -> int:
+    @property
+    def input_names(self) -> list[str]:
+        """The inputs' names (made only when a program is built: names cost a format)."""
+        return [s.name if isinstance(s, Node) else s for s in self._sources]
+
+    def _add_input(self, value: Any, source: Node | str) -> int:
         self.inputs.append(value)
-        self.input_names.append(name)
+        self._sources.append(source)
         self._sigs.append(_signature(value))
         return len(self.inputs) - 1
 

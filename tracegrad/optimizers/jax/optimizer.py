@@ -40,7 +40,7 @@ import optax
 from tracegrad.errors import InvalidValueError, TracegradError
 from tracegrad.nodes.kinds import Number
 from tracegrad.nodes.module import Module
-from tracegrad.optimizers.base import Optimizer, ParameterUpdate, StepReport
+from tracegrad.optimizers.base import Optimizer, ParameterUpdate, StepReport, is_loss_value
 from tracegrad.optimizers.jax.compile import check_differentiable, current_values, parameter_names
 from tracegrad.optimizers.jax.replay import Analysis, Program, ReplayCache, analyze, build_program
 from tracegrad.optimizers.jax.state import tree_from_json, tree_to_json
@@ -185,7 +185,7 @@ class JaxOptimizer(Optimizer):
         for p in self.parameters:
             for entry in p._feedback or ():
                 outputs.setdefault(id(entry.output), entry.output)
-        numeric = [o for o in outputs.values() if _is_scalar(o._data)]
+        numeric = [o for o in outputs.values() if is_loss_value(o._data)]
         if outputs and not numeric:
             raise TracegradError(
                 f"{type(self).__name__} has no loss to differentiate: the outputs given feedback are not "
@@ -365,17 +365,8 @@ class JaxOptimizer(Optimizer):
         super()._restore(base)
 
 
-def _is_scalar(value: Any) -> bool:
-    """A real floating-point scalar: a loss gradients can be taken of."""
-    if isinstance(value, float):
-        return True
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    return shape is not None and dtype is not None and int(np.prod(shape)) == 1 and jnp.issubdtype(dtype, jnp.floating)
-
-
 def _check_scalar(node: Node) -> None:
-    if not _is_scalar(node._data):
+    if not is_loss_value(node._data):
         value = node._data
         has_shape = hasattr(value, "shape")
         what = f"shape {tuple(value.shape)}, dtype {value.dtype}" if has_shape else f"a {type(value).__name__}"

@@ -15,27 +15,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from tracegrad.errors import TracegradError
+from tracegrad.nodes.array import array_from_json, array_to_json
 
 
 def leaf_to_json(leaf: Any) -> dict[str, Any]:
     if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
         raise TracegradError("optimizer states holding PRNG keys cannot be saved as JSON yet")
     arr = np.asarray(leaf)
-    if arr.dtype.kind == "c":
-        data: Any = {"real": arr.real.tolist(), "imag": arr.imag.tolist()}
-    else:
-        data = arr.tolist()
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         raise TracegradError("the optimizer state holds NaN or infinite values and cannot be saved as JSON")
-    return {"dtype": str(arr.dtype), "shape": list(arr.shape), "data": data}
-
-
-def leaf_from_json(data: Any) -> Any:
-    dtype = jnp.dtype(data["dtype"])
-    values = data["data"]
-    if isinstance(values, dict):
-        values = np.asarray(values["real"]) + 1j * np.asarray(values["imag"])
-    return jnp.asarray(np.asarray(values, dtype=dtype).reshape(tuple(data["shape"])))
+    return array_to_json(arr)
 
 
 def tree_to_json(tree: Any) -> dict[str, Any]:
@@ -59,7 +48,7 @@ def tree_from_json(data: Any, like: Any) -> Any:
     leaves = []
     for i, (entry, ref) in enumerate(zip(saved, template, strict=True)):
         try:
-            leaf = leaf_from_json(entry)
+            leaf = array_from_json(entry)
         except (KeyError, TypeError, ValueError) as exc:
             raise TracegradError(f"optimizer state array {i} cannot be read: {exc}") from None
         ref_shape, ref_dtype = tuple(np.shape(ref)), jnp.result_type(ref)

@@ -41,12 +41,13 @@ def _normalize(value: Any) -> Any:
     if callable(model_dump):  # a pydantic object
         return _normalize(model_dump(mode="json"))
     if isinstance(value, type) and callable(getattr(value, "model_json_schema", None)):  # a pydantic class
-        return _normalize(_class_schema(value))
+        return _normalize(json_schema(value))
     raise TypeError(f"cannot use {type(value).__name__} in an LLM request: not JSON data")
 
 
 @lru_cache(maxsize=128)
-def _class_schema(cls: type) -> dict[str, Any]:
+def json_schema(cls: type) -> dict[str, Any]:
+    """A pydantic class's JSON schema, generated once per class (generating it is slow)."""
     return cls.model_json_schema()  # type: ignore[attr-defined]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tracegrad.optimizers.llm.request import Message
+from tracegrad.optimizers.llm.request import Message, json_schema
 
 MODES = ("json_schema", "json_object", "text")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
@@ -41,12 +41,6 @@ def check_schema(schema: Any) -> type[BaseModel]:
 def schema_name(schema: type[BaseModel]) -> str:
     """The schema's name as providers accept it (letters, digits, ``_`` and ``-``)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64] or "Output"
-
-
-@lru_cache(maxsize=128)
-def json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """The schema's JSON schema, generated once per class (generating it is slow)."""
-    return schema.model_json_schema()
 
 
 @lru_cache(maxsize=128)
