@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _reference import run_reference
 
 import tracegrad as tg
-from tracegrad.optimizers.llm import LLM, ScriptedTransport
+from tracegrad.llm import LLM, ScriptedTransport
 from tracegrad.optimizers.llm.optoprime import OptoPrime
 
 SIZES = (20, 100)

@@ -8,7 +8,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest
 
-from tracegrad.optimizers.llm import LLM, RetryPolicy, ScriptedTransport
+from tracegrad.llm import LLM, RetryPolicy, ScriptedTransport
 
 
 @pytest.fixture(autouse=True)

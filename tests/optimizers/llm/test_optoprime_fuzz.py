@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracegrad as tg
-from tracegrad.optimizers.llm import LLM, ScriptedTransport
+from tracegrad.llm import LLM, ScriptedTransport
 from tracegrad.optimizers.llm.opro import OPRO
 from tracegrad.optimizers.llm.optoprime import OptoPrime
 

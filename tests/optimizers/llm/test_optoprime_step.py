@@ -7,8 +7,8 @@ import json
 import pytest
 
 import tracegrad as tg
-from tracegrad.optimizers.llm import Budget, BudgetExceeded
-from tracegrad.optimizers.llm.budget import estimate_tokens
+from tracegrad.llm import Budget, BudgetExceeded
+from tracegrad.llm.tokens import estimate_tokens
 from tracegrad.optimizers.llm.optoprime import OptoPrime
 
 
@@ -255,7 +255,7 @@ def test_an_unknown_price_is_reported_as_unknown_not_free(make_llm, graph):
 async def test_concurrent_steps_on_a_shared_client_report_only_their_own_calls(make_llm):
     import asyncio
 
-    from tracegrad.optimizers.llm import ScriptedTransport
+    from tracegrad.llm import ScriptedTransport
 
     class Slow(ScriptedTransport):
         async def acomplete(self, request):

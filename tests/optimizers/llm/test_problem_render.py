@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tracegrad as tg
-from tracegrad.optimizers.llm.budget import estimate_tokens
+from tracegrad.llm.tokens import estimate_tokens
 from tracegrad.optimizers.llm.problem import build_problem
 from tracegrad.optimizers.llm.render import render_problem
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tracegrad.optimizers.llm.budget import CHARS_PER_TOKEN, truncate
-from tracegrad.optimizers.llm.errors import StructuredOutputError
+from tracegrad.llm.tokens import CHARS_PER_TOKEN, truncate
+from tracegrad.llm.errors import StructuredOutputError
 from tracegrad.optimizers.llm.prompts import NOTHING_USEFUL, REASK
 from tracegrad.optimizers.llm.suggestions import Rejection, Reply, check, clean_text
-from tracegrad.optimizers.llm.usage import UsageSnapshot
+from tracegrad.llm.usage import UsageSnapshot
 from tracegrad.trace.node import ParameterNode
 
 if TYPE_CHECKING:
     from tracegrad.optimizers.llm.optimizer import LLMOptimizer
-    from tracegrad.optimizers.llm.request import Completion
+    from tracegrad.llm.request import Completion
 
 #: Tokens kept free in the prompt budget for a follow-up (the rejected reply and why).
 REASK_TOKENS = 600

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracegrad.nodes.module import Module
 from tracegrad.optimizers.base import Optimizer, StepReport, apply_updates
-from tracegrad.optimizers.llm.budget import TokenCounter, estimate_tokens, litellm_counter, truncate
+from tracegrad.llm.tokens import TokenCounter, estimate_tokens, litellm_counter, truncate
 from tracegrad.optimizers.llm.exchange import Exchange, Prompt
 from tracegrad.optimizers.llm.problem import Problem
 from tracegrad.optimizers.llm.render import render_problem
@@ -30,8 +30,8 @@ from tracegrad.optimizers.llm.values import literal
 from tracegrad.trace.node import ParameterNode
 
 if TYPE_CHECKING:
-    from tracegrad.optimizers.llm.client import LLM
-    from tracegrad.optimizers.llm.usage import CostEstimate
+    from tracegrad.llm.client import LLM
+    from tracegrad.llm.usage import CostEstimate
 
 
 #: Reply tokens asked for by default (room for a rewritten function and its reasoning).
@@ -119,7 +119,7 @@ class LLMOptimizer(Optimizer):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if llm is None:
-            from tracegrad.optimizers.llm.client import LLM
+            from tracegrad.llm.client import LLM
 
             llm = LLM()
         self.llm = llm

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracegrad.optimizers.llm.budget import (
+from tracegrad.llm.tokens import (
     CHARS_PER_TOKEN,
     TokenCounter,
     cap_for,

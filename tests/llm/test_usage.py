@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tracegrad.optimizers.llm import LLM, Budget, BudgetExceeded, LLMConfigError, LLMError, ScriptedTransport, Usage
+from tracegrad.llm import LLM, Budget, BudgetExceeded, LLMConfigError, LLMError, ScriptedTransport, Usage
 
 
 def reply(prompt=10, completion=5, cost=0.01, text="ok"):

@@ -17,21 +17,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tracegrad.optimizers.llm import structured as so
-from tracegrad.optimizers.llm.cache import ResponseCache
-from tracegrad.optimizers.llm.config import API_BASE_ENV, as_messages, resolve_model
-from tracegrad.optimizers.llm.errors import LLMCallError, LLMConfigError
-from tracegrad.optimizers.llm.request import (
+from tracegrad.llm import structured as so
+from tracegrad.llm.cache import ResponseCache
+from tracegrad.llm.config import API_BASE_ENV, as_messages, resolve_model
+from tracegrad.llm.errors import LLMCallError, LLMConfigError
+from tracegrad.llm.request import (
     Completion,
     LLMRequest,
     Message,
     TokenUsage,
     TransportResponse,
 )
-from tracegrad.optimizers.llm.retry import RetryPolicy
-from tracegrad.optimizers.llm.structured_run import StructuredRun
-from tracegrad.optimizers.llm.transports import Transport
-from tracegrad.optimizers.llm.usage import Budget, CostEstimate, Usage
+from tracegrad.llm.retry import RetryPolicy
+from tracegrad.llm.structured_run import StructuredRun
+from tracegrad.llm.transports import Transport
+from tracegrad.llm.usage import Budget, CostEstimate, Usage
 
 logger = logging.getLogger("tracegrad.llm")
 
@@ -70,7 +70,7 @@ class LLM:
         self.api_base = api_base or os.environ.get(API_BASE_ENV) or None
         self.api_key = api_key
         if transport is None:
-            from tracegrad.optimizers.llm.litellm_transport import LiteLLMTransport
+            from tracegrad.llm.litellm_transport import LiteLLMTransport
 
             transport = LiteLLMTransport()
         self.transport = transport
@@ -330,7 +330,7 @@ class LLM:
         Completion tokens default to the ``max_tokens`` setting (else 1000) since the
         reply's length is unknown: the projection is an upper bound when it is set.
         """
-        from tracegrad.optimizers.llm.litellm_transport import count_prompt_tokens, price_tokens
+        from tracegrad.llm.litellm_transport import count_prompt_tokens, price_tokens
 
         msgs = as_messages(messages)
         prompt, approximate = count_prompt_tokens(self.model, msgs)

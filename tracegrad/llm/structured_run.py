@@ -8,12 +8,12 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from tracegrad.optimizers.llm import structured as so
-from tracegrad.optimizers.llm.errors import LLMCallError, StructuredOutputError
-from tracegrad.optimizers.llm.request import Completion, LLMRequest, Message
+from tracegrad.llm import structured as so
+from tracegrad.llm.errors import LLMCallError, StructuredOutputError
+from tracegrad.llm.request import Completion, LLMRequest, Message
 
 if TYPE_CHECKING:
-    from tracegrad.optimizers.llm.client import LLM
+    from tracegrad.llm.client import LLM
 
 logger = logging.getLogger("tracegrad.llm")
 

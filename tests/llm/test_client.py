@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tracegrad.optimizers.llm import (
+from tracegrad.llm import (
     LLM,
     Completion,
     LLMCallError,
@@ -17,7 +17,7 @@ from tracegrad.optimizers.llm import (
     RetryPolicy,
     ScriptedTransport,
 )
-from tracegrad.optimizers.llm import config as config_module
+from tracegrad.llm import config as config_module
 
 
 class StatusError(Exception):
@@ -251,5 +251,5 @@ def test_importing_the_package_does_not_import_litellm():
     import subprocess
     import sys
 
-    code = "import sys, tracegrad.optimizers.llm; sys.exit('litellm' in sys.modules)"
+    code = "import sys, tracegrad.llm; sys.exit('litellm' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

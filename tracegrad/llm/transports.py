@@ -1,6 +1,6 @@
 """The transport seam: the only place where a request becomes a response.
 
-:class:`~tracegrad.optimizers.llm.litellm_transport.LiteLLMTransport` talks to real
+:class:`~tracegrad.llm.litellm_transport.LiteLLMTransport` talks to real
 providers. :class:`ScriptedTransport` answers from a script (for tests), and
 :class:`ReplayTransport` answers from a recorded JSONL file, optionally recording what
 a wrapped transport answers on a miss. All of them run offline and deterministically.
@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tracegrad.optimizers.llm.errors import LLMCallError, LLMError
-from tracegrad.optimizers.llm.request import LLMRequest, TransportResponse
+from tracegrad.llm.errors import LLMCallError, LLMError
+from tracegrad.llm.request import LLMRequest, TransportResponse
 
 
 class Transport(ABC):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from tracegrad.optimizers.llm.errors import LLMConfigError
-from tracegrad.optimizers.llm.request import Message
+from tracegrad.llm.errors import LLMConfigError
+from tracegrad.llm.request import Message
 
 MODEL_ENV = "TRACEGRAD_MODEL"
 API_BASE_ENV = "TRACEGRAD_API_BASE"

@@ -11,7 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass, fields
 
-from tracegrad.optimizers.llm.errors import BudgetExceeded, LLMConfigError
+from tracegrad.llm.errors import BudgetExceeded, LLMConfigError
 
 logger = logging.getLogger("tracegrad.llm")
 

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tracegrad.optimizers.llm.request import LLMRequest, TransportResponse, canonical_json
+from tracegrad.llm.request import LLMRequest, TransportResponse, canonical_json
 
 logger = logging.getLogger("tracegrad.llm")
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
-from tracegrad.optimizers.llm.errors import LLMCallError
+from tracegrad.llm.errors import LLMCallError
 
 logger = logging.getLogger("tracegrad.llm")
 T = TypeVar("T")

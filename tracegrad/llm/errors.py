@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from tracegrad.errors import TracegradError
 
 if TYPE_CHECKING:
-    from tracegrad.optimizers.llm.request import Completion
+    from tracegrad.llm.request import Completion
 
 
 class LLMError(TracegradError):

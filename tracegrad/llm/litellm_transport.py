@@ -15,8 +15,8 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from tracegrad.optimizers.llm.request import LLMRequest, Message, TransportResponse
-from tracegrad.optimizers.llm.transports import Transport
+from tracegrad.llm.request import LLMRequest, Message, TransportResponse
+from tracegrad.llm.transports import Transport
 
 logger = logging.getLogger("tracegrad.llm")
 

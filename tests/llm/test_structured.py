@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tracegrad.optimizers.llm import (
+from tracegrad.llm import (
     LLM,
     LLMCallError,
     LLMConfigError,
@@ -20,7 +20,7 @@ from tracegrad.optimizers.llm import (
     extract_json,
     parse_structured,
 )
-from tracegrad.optimizers.llm.structured import ParseFailure
+from tracegrad.llm.structured import ParseFailure
 
 
 class Answer(BaseModel):

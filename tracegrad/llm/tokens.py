@@ -27,7 +27,7 @@ def estimate_tokens(text: str) -> int:
 
 def litellm_counter(model: str) -> TokenCounter:
     """A counter using the model's own tokenizer through litellm (slower, exact)."""
-    from tracegrad.optimizers.llm.litellm_transport import import_litellm
+    from tracegrad.llm.litellm_transport import import_litellm
 
     litellm = import_litellm()
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from pydantic import BaseModel
 
-from tracegrad.optimizers.llm import LLM, LiteLLMTransport, LLMCallError, ReplayTransport
+from tracegrad.llm import LLM, LiteLLMTransport, LLMCallError, ReplayTransport
 
 # -- litellm's own mock ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracegrad
-from tracegrad.optimizers.llm import LLMRequest, ResponseCache, TransportResponse, default_cache_path
+from tracegrad.llm import LLMRequest, ResponseCache, TransportResponse, default_cache_path
 
 # -- the key -------------------------------------------------------------------------
 
@@ -217,8 +217,8 @@ def test_concurrent_threads_do_not_corrupt_the_cache(tmp_path):
 WORKER = textwrap.dedent(
     """
     import sys
-    from tracegrad.optimizers.llm.cache import ResponseCache
-    from tracegrad.optimizers.llm.request import LLMRequest, TransportResponse
+    from tracegrad.llm.cache import ResponseCache
+    from tracegrad.llm.request import LLMRequest, TransportResponse
     cache = ResponseCache(sys.argv[1])
     w = sys.argv[2]
     for i in range(60):
@@ -248,7 +248,7 @@ def test_concurrent_processes_do_not_corrupt_the_cache(tmp_path):
 
 
 def test_cache_key_tolerates_lone_surrogates():
-    from tracegrad.optimizers.llm import LLMRequest
+    from tracegrad.llm import LLMRequest
 
     a = LLMRequest(model="m", messages=[{"role": "user", "content": "bad \ud800 text"}])
     b = LLMRequest(model="m", messages=[{"role": "user", "content": "bad \ud801 text"}])
@@ -256,7 +256,7 @@ def test_cache_key_tolerates_lone_surrogates():
 
 
 def test_transport_defaults_are_part_of_the_cache_key(tmp_path):
-    from tracegrad.optimizers.llm import LLM, ScriptedTransport
+    from tracegrad.llm import LLM, ScriptedTransport
 
     class WithDefaults(ScriptedTransport):
         def __init__(self, script, defaults):
@@ -275,7 +275,7 @@ def test_transport_defaults_are_part_of_the_cache_key(tmp_path):
 
 
 def test_an_unusable_cache_directory_does_not_break_a_call(tmp_path):
-    from tracegrad.optimizers.llm import LLM, ScriptedTransport
+    from tracegrad.llm import LLM, ScriptedTransport
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tracegrad.optimizers.llm.request import Message, json_schema
+from tracegrad.llm.request import Message, json_schema
 
 MODES = ("json_schema", "json_object", "text")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)

@@ -1,0 +1,45 @@
+"""The one seam to models: the ``LLM`` client and the transports under it.
+
+Every model call of tracegrad -- optimizers, guides, users' pipelines -- goes through
+``LLM``: retries, timeouts, a disk cache keyed on the whole request, token and cost
+accounting, budgets and structured output. Transports are the narrow seam below it
+(litellm, scripted, replay). Importing this package imports neither litellm nor any
+optimizer; litellm is loaded by ``LiteLLMTransport`` on its first call.
+"""
+
+from tracegrad.llm.cache import ResponseCache
+from tracegrad.llm.client import LLM
+from tracegrad.llm.errors import (
+    BudgetExceeded,
+    LLMCallError,
+    LLMConfigError,
+    LLMError,
+    StructuredOutputError,
+)
+from tracegrad.llm.litellm_transport import LiteLLMTransport
+from tracegrad.llm.request import Completion, LLMRequest, TransportResponse
+from tracegrad.llm.retry import RetryPolicy
+from tracegrad.llm.transports import ReplayTransport, ScriptedTransport, Transport
+from tracegrad.llm.usage import Budget, CostEstimate, Usage, UsageSnapshot
+
+__all__ = [
+    "LLM",
+    "Budget",
+    "BudgetExceeded",
+    "Completion",
+    "CostEstimate",
+    "LLMCallError",
+    "LLMConfigError",
+    "LLMError",
+    "LLMRequest",
+    "LiteLLMTransport",
+    "ReplayTransport",
+    "ResponseCache",
+    "RetryPolicy",
+    "ScriptedTransport",
+    "StructuredOutputError",
+    "Transport",
+    "TransportResponse",
+    "Usage",
+    "UsageSnapshot",
+]
