@@ -6,6 +6,9 @@ Three pieces of per-context state, none of them global:
 * the recordings currently open (``recording()`` blocks collect the nodes made inside);
 * the reads of ``Node.data`` made while a bundled function runs, so a function that
   reads a node it was not given still records the dependency.
+
+Code outside the engine uses the functions and context managers below, never the
+context variables themselves.
 """
 
 from __future__ import annotations
@@ -61,6 +64,24 @@ def no_trace():
     the outer state on exit.
     """
     return tracing(False)
+
+
+@contextmanager
+def running_bundle(reads: list[Node]) -> Iterator[list[Node]]:
+    """While a bundled function runs: collect its reads of ``Node.data`` in ``reads``
+    and record no operations (nested bundles and operators just run)."""
+    reads_token = READS.set(reads)
+    tracing_token = TRACING.set(False)
+    try:
+        yield reads
+    finally:
+        TRACING.reset(tracing_token)
+        READS.reset(reads_token)
+
+
+def current_reads() -> list[Node] | None:
+    """The reads list of the bundled function running now, or None outside one."""
+    return READS.get()
 
 
 @contextmanager

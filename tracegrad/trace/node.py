@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 import operator as _operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from tracegrad.errors import InvalidValueError
+from tracegrad.trace.containers import find
 from tracegrad.trace.context import READS
 
 _serials = itertools.count()
@@ -107,9 +108,28 @@ class Node:
         return self._data
 
     @property
+    def value(self) -> Any:
+        """The plain Python value, without recording a read (for optimizers and reports)."""
+        return self._data
+
+    @property
     def name(self) -> str:
         """A readable name: the one given, else the value's type (or operation) plus serial."""
         return self._name if self._name is not None else f"{self._base_name()}_{self._serial}"
+
+    @name.setter
+    def name(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"a node's name must be a str, not {type(name).__name__}")
+        if not name:
+            raise ValueError("a node's name must not be empty")
+        self._name = name
+
+    @property
+    def given_name(self) -> str | None:
+        """The name given explicitly (by the user, a module path or an optimizer), or
+        None when the name is made automatically."""
+        return self._name
 
     def _base_name(self) -> str:
         return type(self._data).__name__
@@ -142,6 +162,15 @@ class Node:
     def feedback(self) -> list[Feedback]:
         """Feedback given to this node, or (for parameters) that reached it."""
         return list(self._feedback) if self._feedback else []
+
+    @property
+    def has_feedback(self) -> bool:
+        """Whether any feedback was given to or reached this node."""
+        return self._feedback is not None
+
+    def clear_feedback(self) -> None:
+        """Drop the feedback held by this node only (``zero_feedback`` clears upstream too)."""
+        self._feedback = None
 
     def backward(self, feedback: Any = "") -> None:
         """Give ``feedback`` to this output and propagate it to every parameter upstream.
@@ -298,16 +327,29 @@ class ErrorNode(OperationNode):
 # -- recording ------------------------------------------------------------------------
 
 
-def iter_nodes(obj: Any) -> Iterable[Node]:
-    """Every node inside ``obj``, looking through lists, tuples, dicts and sets."""
-    if isinstance(obj, Node):
-        yield obj
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        for item in obj:
-            yield from iter_nodes(item)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            yield from iter_nodes(item)
+def iter_nodes(obj: Any) -> Iterator[Node]:
+    """Every node inside ``obj``, each once (see ``tracegrad.trace.containers``)."""
+    return iter(find(obj, Node))
+
+
+def assign(updates: Mapping[ParameterNode, Any]) -> list[tuple[ParameterNode, Any, Any]]:
+    """Validate every new value with its parameter's kind, then assign them all.
+
+    All or nothing: on an invalid value nothing is assigned and ``InvalidValueError``
+    names the parameter. Returns ``(parameter, old value, new value)`` triples with the
+    validated new values.
+    """
+    staged = []
+    for param, value in updates.items():
+        try:
+            staged.append((param, param._kind.validate(value)))
+        except InvalidValueError as exc:
+            raise InvalidValueError(exc.reason, name=param.name) from None
+    done = []
+    for param, value in staged:
+        done.append((param, param._data, value))
+        param._data = value
+    return done
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

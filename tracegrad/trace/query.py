@@ -4,11 +4,25 @@
 parameters speak about?": the operations on some path from a parameter to an output
 that received feedback, with their direct inputs, in execution order. Linear in the
 number of ancestors of the outputs (plus a sort by serial number).
+
+One naming scheme for nodes, ``unique_names(nodes)``, shared by optimizers' prompts,
+pictures and the networkx export, linear in the number of nodes:
+
+* a given name (``node.given_name``: set by the user, a module path or an optimizer)
+  is kept; trainable nodes' given names take precedence over other nodes' given names,
+  and a name given to several nodes is numbered for the later ones: ``words``,
+  ``words_2``, ``words_3``;
+* an unnamed node is numbered per base name (its operation, its value's type, or
+  ``param``) in the order the nodes are given: ``add1``, ``add2``, ``str1``; a base
+  name ending in a digit gets an underscore (``int32_1``). Never by global serial.
+
+Names are computed over a whole graph, ``sorted(ancestors(outputs), key=serial)``:
+``Subgraph.names`` are those of all the ancestors of its outputs, restricted to its
+nodes, so a node has the same name in an optimizer's prompt and in the picture.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,8 +38,9 @@ if TYPE_CHECKING:
 class Subgraph:
     """The part of a trace that connects some parameters to the outputs given feedback.
 
-    ``nodes`` is in execution (topological) order; ``names`` maps every node to a name
-    unique within this subgraph (its own name, disambiguated by serial on a clash).
+    ``nodes`` is in execution (topological) order; ``names`` maps each of them to its
+    name under ``unique_names`` of all the ancestors of ``outputs``, so that a picture
+    of those outputs names every node the same way.
     """
 
     nodes: list[Node]
@@ -49,9 +64,14 @@ class Subgraph:
         """Render an argument: nodes by name, containers element-wise, constants by repr."""
         return expression(value, self.names, max_chars)
 
-    def code_line(self, node: OperationNode) -> str:
-        """``name = call(...)``: one line of the program this subgraph is."""
-        return f"{self.names[node]} = {call_expression(node, self.names)}"
+    def code_line(self, node: OperationNode, max_chars: int = 80) -> str:
+        """``name = call(...)``: one line of the program this subgraph is, with an
+        ``# also reads ...`` comment naming nodes the call read without being given."""
+        line = f"{self.names[node]} = {call_expression(node, self.names, max_chars)}"
+        captured = node.captured
+        if captured:
+            line += "  # also reads " + ", ".join(self.names.get(c) or c.name for c in captured)
+        return line
 
     def to_networkx(self) -> networkx.DiGraph:
         return to_networkx(self.nodes, names=self.names)
@@ -92,6 +112,7 @@ def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None
         members.update(id(parent) for parent in node._parents)
     nodes = [n for n in upstream if id(n) in members]
     out_ids = {id(n) for n in outputs}
+    names = unique_names(upstream)  # the names a picture of the same outputs shows
     return Subgraph(
         nodes=nodes,
         parameters=[n for n in nodes if isinstance(n, ParameterNode) and id(n) in param_ids],
@@ -99,27 +120,46 @@ def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None
         inputs=[n for n in nodes if id(n) not in depends and not (isinstance(n, ParameterNode) and id(n) in param_ids)],
         outputs=[n for n in nodes if id(n) in out_ids],
         feedback=feedback,
-        names=unique_names(nodes),
+        names={n: names[n] for n in nodes},
     )
 
 
 def unique_names(nodes: Iterable[Node]) -> dict[Node, str]:
-    """A name per node, unique among ``nodes``: a clash gets the serial appended."""
+    """A name per node, unique among ``nodes`` (the scheme in the module docstring)."""
     nodes = list(nodes)
-    plain = [n.name for n in nodes]
-    counts = Counter(plain)
-    if len(counts) == len(plain):
-        return dict(zip(nodes, plain, strict=True))
-    taken = set(counts)
     names: dict[Node, str] = {}
-    for n, name in zip(nodes, plain, strict=True):
-        if counts[name] > 1:
-            name = f"{name}_{n.serial}"
-            while name in taken:
-                name += "_"
-            taken.add(name)
-        names[n] = name
+    taken: set[str] = set()
+    repeats: list[Node] = []
+    for trainable in (True, False):  # given names: trainable nodes' first, then the others'
+        for node in nodes:
+            given = node._name
+            if given is not None and node.trainable is trainable:
+                if given in taken:
+                    repeats.append(node)
+                else:
+                    taken.add(given)
+                    names[node] = given
+    counters: dict[str, int] = {}
+    for node in repeats:  # words, words_2, words_3 ...
+        names[node] = _numbered(node._name, "_", 2, counters, taken)  # type: ignore[arg-type]
+    for node in nodes:
+        if node not in names:  # add1, add2, str1; int32_1 for a base ending in a digit
+            base = node._base_name()
+            names[node] = _numbered(base, "_" if base[-1:].isdigit() else "", 1, counters, taken)
     return names
+
+
+def _numbered(base: str, sep: str, first: int, counters: dict[str, int], taken: set[str]) -> str:
+    """The next free ``{base}{sep}{k}``, k from ``first``; one counter per prefix keeps
+    the scheme linear."""
+    prefix = base + sep
+    k = max(counters.get(prefix, 0) + 1, first)
+    while f"{prefix}{k}" in taken:
+        k += 1
+    counters[prefix] = k
+    name = f"{prefix}{k}"
+    taken.add(name)
+    return name
 
 
 def expression(value: Any, names: dict[Node, str], max_chars: int = 80) -> str:
@@ -137,15 +177,12 @@ def expression(value: Any, names: dict[Node, str], max_chars: int = 80) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
-def call_expression(node: OperationNode, names: dict[Node, str]) -> str:
-    """The call that produced ``node``, rendered with the names in ``names``."""
-    args = [expression(a, names) for a in node._args]
-    kwargs = {k: expression(v, names) for k, v in (node._kwargs or {}).items()}
-    call = node._op.format_call(args, kwargs)
-    captured = node.captured
-    if captured:
-        call += "  # also reads " + ", ".join(names.get(c) or c.name for c in captured)
-    return call
+def call_expression(node: OperationNode, names: dict[Node, str], max_chars: int = 80) -> str:
+    """The call that produced ``node``, rendered with the names in ``names`` and constants
+    cut to ``max_chars``: the one renderer of calls, for prompts and pictures alike."""
+    args = [expression(a, names, max_chars) for a in node._args]
+    kwargs = {k: expression(v, names, max_chars) for k, v in (node._kwargs or {}).items()}
+    return node._op.format_call(args, kwargs)
 
 
 def to_networkx(roots: Node | Iterable[Node], *, names: dict[Node, str] | None = None) -> networkx.DiGraph:

@@ -14,27 +14,26 @@ from collections.abc import Callable
 from typing import Any
 
 from tracegrad.errors import ExecutionError
+from tracegrad.trace.containers import find, replace
 from tracegrad.trace.context import READS, RECORDINGS, TRACING
-from tracegrad.trace.node import ErrorNode, Node, OperationNode, Operator, ParameterNode, _serials, iter_nodes
+from tracegrad.trace.node import ErrorNode, Node, OperationNode, Operator, ParameterNode, _serials
 
 
 def unique_nodes(obj: Any) -> tuple[Node, ...]:
     """The distinct nodes inside ``obj`` in order of first appearance."""
-    seen: dict[int, Node] = {}
-    for n in iter_nodes(obj):
-        seen.setdefault(id(n), n)
-    return tuple(seen.values())
+    return tuple(find(obj, Node))
 
 
 def resolve(obj: Any, lookup: Callable[[Node], Any] | None = None) -> Any:
-    """Replace every node inside ``obj`` by its value (or by ``lookup(node)``)."""
-    if isinstance(obj, Node):
-        return obj._data if lookup is None else lookup(obj)
-    if type(obj) in (list, tuple, set, frozenset):
-        return type(obj)(resolve(item, lookup) for item in obj)
-    if type(obj) is dict:
-        return {k: resolve(v, lookup) for k, v in obj.items()}
-    return obj
+    """``obj`` with every node inside replaced by its value (or by ``lookup(node)``).
+
+    Containers holding no node are returned as they are (see ``containers.replace``).
+    """
+    return replace(obj, Node, _value if lookup is None else lookup)
+
+
+def _value(node: Node) -> Any:
+    return node._data
 
 
 def record(op: Operator, args: tuple, kwargs: dict | None, parents: tuple[Node, ...], value: Any) -> Node:
@@ -95,7 +94,10 @@ def call_traced(op: Operator, args: tuple, kwargs: dict | None = None) -> Node:
     """
     parents = unique_nodes((args, kwargs)) if kwargs else unique_nodes(args)
     try:
-        value = op.fn(*resolve(args), **(resolve(kwargs) if kwargs else {}))
+        if parents:
+            value = op.fn(*resolve(args), **(resolve(kwargs) if kwargs else {}))
+        else:  # nothing to unwrap
+            value = op.fn(*args, **(kwargs or {}))
     except Exception as exc:
         raise record_error(op, args, kwargs, parents, exc) from exc
     if isinstance(value, Node):  # e.g. calling a node that holds a bundled function

@@ -1,0 +1,169 @@
+"""The one rule for which containers the engine looks into, and the walks built on it.
+
+Looked into: lists, tuples (namedtuples included), dicts (values only; subclasses such
+as ``OrderedDict`` and ``defaultdict`` included), sets, frozensets, and dataclass
+instances (their fields). Everything else is a leaf: strings, numbers, arrays, nodes,
+any other object. Recording an operation (which nodes are its parents), running it
+(which values the function receives), a module's parameter walk and the JAX replay
+all use this one rule, so they never disagree about what is inside an argument.
+
+The walks are generic over the class they look for (``find(obj, Node)``), so this
+module needs nothing of the rest of the engine. A container that refers to itself is
+looked into once.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_SEQUENCES = (list, tuple, set, frozenset)
+# Types that are never containers; checked first because they are the common case.
+_ATOMS = frozenset({str, int, float, bool, complex, bytes, type(None)})
+
+
+def _is_dataclass_instance(obj: Any) -> bool:
+    return hasattr(type(obj), "__dataclass_fields__")  # a dataclass *class* has type ``type``
+
+
+def _values(obj: Any) -> Iterable[Any] | None:
+    """The children of ``obj`` without their keys, or None for a leaf (the fast path)."""
+    t = type(obj)
+    if t is tuple or t is list:
+        return obj
+    if t is dict:
+        return obj.values()
+    if t in _ATOMS:
+        return None
+    if isinstance(obj, dict):
+        return obj.values()
+    if isinstance(obj, _SEQUENCES):
+        return obj
+    if _is_dataclass_instance(obj):
+        return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+    return None
+
+
+def is_container(obj: Any) -> bool:
+    """Whether the walks look into ``obj`` (see the module docstring for the rule)."""
+    return _values(obj) is not None
+
+
+def children(obj: Any) -> tuple[tuple[Any, Any], ...]:
+    """``(key, child)`` pairs of a container, or ``()`` for a leaf.
+
+    Keys are positions for lists, tuples and sets (in iteration order), keys for dicts
+    and field names for dataclasses.
+    """
+    t = type(obj)
+    if t in _ATOMS:
+        return ()
+    if isinstance(obj, dict):
+        return tuple(obj.items())
+    if isinstance(obj, _SEQUENCES):
+        return tuple(enumerate(obj))
+    if _is_dataclass_instance(obj):
+        return tuple((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
+    return ()
+
+
+def find(obj: Any, cls: type[T]) -> list[T]:
+    """The distinct instances of ``cls`` inside ``obj`` (or ``obj`` itself), in order of
+    first appearance; instances of ``cls`` are not looked into."""
+    found: dict[int, T] = {}
+    _find(obj, cls, found, set())
+    return list(found.values())
+
+
+def _find(obj: Any, cls: type, found: dict[int, Any], seen: set[int]) -> None:
+    if isinstance(obj, cls):
+        found.setdefault(id(obj), obj)
+        return
+    items = _values(obj)
+    if items is None or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    for item in items:
+        if isinstance(item, cls):
+            found.setdefault(id(item), item)
+        elif type(item) not in _ATOMS:
+            _find(item, cls, found, seen)
+
+
+def replace(obj: Any, cls: type[T], fn: Callable[[T], Any]) -> Any:
+    """``obj`` with every instance of ``cls`` inside it replaced by ``fn(instance)``.
+
+    Containers that hold one are rebuilt with the same type (a namedtuple field by
+    field, an ``OrderedDict`` or ``defaultdict`` keeping its type and default factory,
+    a dataclass as a shallow copy with the fields replaced). A container that holds
+    none is returned as the same object, not a copy, so changes a function makes to it
+    in place reach the caller.
+    """
+    return _replace(obj, cls, fn, set())
+
+
+def _replace(obj: Any, cls: type, fn: Callable[[Any], Any], active: set[int]) -> Any:
+    if isinstance(obj, cls):
+        return fn(obj)
+    t = type(obj)
+    if t in _ATOMS or id(obj) in active:  # a leaf, or a container already being rebuilt
+        return obj
+    if t is tuple or t is list or isinstance(obj, _SEQUENCES):
+        active.add(id(obj))
+        items = [_replace(x, cls, fn, active) for x in obj]
+        active.discard(id(obj))
+        if all(new is old for new, old in zip(items, obj, strict=True)):
+            return obj
+        return _rebuild_sequence(obj, items)
+    if isinstance(obj, dict):
+        active.add(id(obj))
+        changed = {}
+        for key, value in obj.items():
+            new = _replace(value, cls, fn, active)
+            if new is not value:
+                changed[key] = new
+        active.discard(id(obj))
+        if not changed:
+            return obj
+        if t is dict:
+            return {k: changed.get(k, v) for k, v in obj.items()}
+        rebuilt = copy.copy(obj)  # keeps the type, order and e.g. a default factory
+        for key, value in changed.items():
+            rebuilt[key] = value
+        return rebuilt
+    if _is_dataclass_instance(obj):
+        active.add(id(obj))
+        changed = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            new = _replace(value, cls, fn, active)
+            if new is not value:
+                changed[f.name] = new
+        active.discard(id(obj))
+        if not changed:
+            return obj
+        rebuilt = copy.copy(obj)
+        for name, value in changed.items():
+            object.__setattr__(rebuilt, name, value)  # frozen dataclasses too
+        return rebuilt
+    return obj
+
+
+def _rebuild_sequence(obj: Any, items: list[Any]) -> Any:
+    t = type(obj)
+    if t in _SEQUENCES:
+        return t(items)
+    if isinstance(obj, tuple) and hasattr(t, "_fields"):  # a namedtuple
+        return t(*items)
+    if isinstance(obj, list):
+        rebuilt = copy.copy(obj)  # keeps the subclass and its attributes
+        rebuilt[:] = items
+        return rebuilt
+    return t(items)
+
+
+__all__ = ["children", "find", "is_container", "replace"]
