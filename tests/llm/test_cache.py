@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracegrad
-from tracegrad.llm import LLMRequest, ResponseCache, TransportResponse, default_cache_path
+from tracegrad.llm import LLMRequest, ResponseCache, TransportResponse
+from tracegrad.llm.cache import default_cache_path
 
 # -- the key -------------------------------------------------------------------------
 

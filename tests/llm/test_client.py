@@ -247,9 +247,14 @@ def test_threads_share_one_client_safely(make_llm):
     assert snap.cost_usd == pytest.approx(50.0) and len(t.requests) == 200
 
 
-def test_importing_the_package_does_not_import_litellm():
+def test_importing_the_package_imports_neither_litellm_nor_an_optimizer():
     import subprocess
     import sys
 
-    code = "import sys, tracegrad.llm; sys.exit('litellm' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    code = (
+        "import sys, tracegrad.llm; "
+        "found = [m for m in sys.modules if m == 'litellm' or m.startswith('tracegrad.optimizers')]; "
+        "sys.exit(str(found) if found else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

@@ -11,16 +11,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from tracegrad._text import marker
 from tracegrad.llm import (
     LLM,
     LLMCallError,
     LLMConfigError,
     ScriptedTransport,
     StructuredOutputError,
+)
+from tracegrad.llm.retry import classify, refuses_response_format
+from tracegrad.llm.structured import (
+    REPAIR_REPLY_CHARS,
+    REPAIR_TURN_CHARS,
+    ParseFailure,
     extract_json,
     parse_structured,
 )
-from tracegrad.llm.structured import ParseFailure
 
 
 class Answer(BaseModel):
@@ -230,3 +236,94 @@ def test_schema_must_be_a_pydantic_model(make_llm):
     llm, _ = make_llm([GOOD])
     with pytest.raises(TypeError, match="BaseModel"):
         llm.complete("Q", schema=dict)
+
+
+# -- the caller's check and the one repair loop -----------------------------------------------
+
+
+def test_a_check_rejecting_a_parsed_reply_gets_a_repair_turn_with_its_reasons(make_llm):
+    llm, t = make_llm(['{"reasoning": "r", "value": 7}', GOOD])
+    seen = []
+
+    def even(done):
+        seen.append(done.parsed)
+        return [] if done.parsed.value % 2 == 0 else [f"value {done.parsed.value} must be even"]
+
+    done = llm.complete("Q", schema=Answer, check=even, repairs=2)
+    assert done.parsed.value == 42 and [a.value for a in seen] == [7, 42]
+    assert "value 7 must be even" in t.requests[1].messages[-1]["content"]
+
+
+def test_a_check_sees_unparsed_replies_and_may_accept_them(make_llm):
+    llm, t = make_llm(["STOP", GOOD])
+
+    def stop_word(done):
+        if done.parsed is None:
+            return [] if done.text == "STOP" else [done.parse_error]
+        return []
+
+    done = llm.complete("Q", schema=Answer, check=stop_word, repairs=3)
+    assert done.parsed is None and done.text == "STOP" and "no JSON" in done.parse_error
+    assert len(t.requests) == 1
+
+
+def test_repairs_are_bounded_and_the_error_carries_the_spend_of_every_turn(make_llm):
+    turn = {"text": '{"reasoning": "r", "value": 1}', "prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5}
+    llm, t = make_llm([turn] * 5)
+    with pytest.raises(StructuredOutputError) as err:
+        llm.complete("Q", schema=Answer, check=lambda done: ["never good"], repairs=2)
+    assert len(t.requests) == 3 and err.value.attempts == 3 and err.value.reason == "never good"
+    spent = err.value.completion.usage
+    assert (spent.calls, spent.prompt_tokens, spent.completion_tokens) == (3, 30, 6)
+    assert err.value.completion.cost_usd == pytest.approx(1.5)
+    assert err.value.completion.request.messages == t.requests[-1].messages
+
+
+def test_a_structured_completion_carries_the_totals_of_its_turns(make_llm):
+    bad = {"text": "no json", "prompt_tokens": 10, "completion_tokens": 2, "cost_usd": None}
+    good = {"text": GOOD, "prompt_tokens": 20, "completion_tokens": 3, "cost_usd": 0.25}
+    llm, t = make_llm([bad, good])
+    done = llm.complete("Q", schema=Answer)
+    assert (done.usage.calls, done.usage.prompt_tokens, done.usage.completion_tokens) == (2, 30, 5)
+    assert done.cost_usd is None  # one turn's price is unknown: the total is not known
+    assert done.usage == llm.usage.snapshot() and done.request is t.requests[-1]
+
+
+def test_a_repair_turn_shows_only_the_last_reply_cut_with_the_one_marker(make_llm):
+    long_reply = "x" * 5000
+    llm, t = make_llm([long_reply, "second", GOOD], structured_mode="text")
+    llm.complete("Q", schema=Answer, repairs=2)
+    first, second, third = (r.messages for r in t.requests)
+    assert len(second) == len(third) == len(first) + 2  # repair turns do not pile up
+    shown = second[-2]["content"]
+    assert marker(5000 - REPAIR_REPLY_CHARS) in shown and len(shown) < REPAIR_REPLY_CHARS + 40
+    assert third[-2]["content"] == "second"
+    added = sum(len(m["content"]) for m in second) - sum(len(m["content"]) for m in first)
+    assert added <= REPAIR_TURN_CHARS
+
+
+def test_a_check_without_a_schema_is_refused(make_llm):
+    llm, _ = make_llm(["x"])
+    with pytest.raises(TypeError, match="schema"):
+        llm.complete("Q", check=lambda done: [])
+
+
+@pytest.mark.parametrize(
+    ("message", "refuses"),
+    [
+        ("response_format not supported", True),
+        ("response_format: Input should be 'text' or 'json_object'", True),
+        ("json_schema is not supported by this model", True),
+        ("Invalid response format: json mode unavailable", True),
+        ("temperature must be <= 2", False),
+        ("Invalid JSON in request body", False),
+        ("upstream schema registry timed out", False),
+    ],
+)
+def test_one_rule_says_when_a_provider_refuses_the_response_format(message, refuses):
+    class InternalServerError(Exception):
+        status_code = 500
+
+    assert refuses_response_format(Exception(message)) is refuses
+    kind, retryable, _ = classify(InternalServerError(message))
+    assert (kind == "bad_request" and not retryable) is refuses

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
 
-from tracegrad.llm import LLM, Budget, BudgetExceeded, LLMConfigError, LLMError, ScriptedTransport, Usage
+from tracegrad.llm import (
+    LLM,
+    Budget,
+    BudgetExceeded,
+    LiteLLMTransport,
+    LLMConfigError,
+    LLMError,
+    ReplayTransport,
+    ScriptedTransport,
+    Usage,
+    UsageSnapshot,
+)
+from tracegrad.llm.tokens import tokens_for_chars
 
 
 def reply(prompt=10, completion=5, cost=0.01, text="ok"):
@@ -33,6 +48,16 @@ def test_snapshots_give_the_spend_of_a_step(make_llm):
     step = llm.usage.snapshot() - before
     assert (step.calls, step.total_tokens) == (2, 30) and step.cost_usd == pytest.approx(0.02)
     assert "2 calls" in step.summary()
+
+
+def test_a_call_reports_what_it_spent_in_the_ledger_type(make_llm):
+    llm, _ = make_llm([reply(10, 5, 0.01)], temperature=0)
+    done = llm.complete("a")
+    assert done.usage == UsageSnapshot(calls=1, prompt_tokens=10, completion_tokens=5, cost_usd=0.01)
+    assert llm.usage.snapshot() == done.usage
+    hit = llm.complete("a")
+    assert hit.cached and hit.usage == UsageSnapshot(cache_hits=1) and hit.cost_usd == 0.0
+    assert done.usage + hit.usage == llm.usage.snapshot()
 
 
 def test_unknown_cost_is_counted_apart_and_never_crashes(make_llm):
@@ -144,11 +169,11 @@ def test_call_budget_holds_under_asyncio(make_llm):
     assert sum(isinstance(r, BudgetExceeded) for r in results) == 4 and len(t.requests) == 5
 
 
-# -- projection (uses litellm's tokenizer and local price map, offline) -----------------------------
+# -- projection (counted and priced by the transport) -------------------------------------------
 
 
-def test_estimate_cost_of_a_known_model():
-    llm = LLM("gpt-4o-mini", transport=ScriptedTransport([]), max_tokens=200)
+def test_estimate_cost_of_a_known_model_uses_the_litellm_tokenizer_and_price_map():
+    llm = LLM("gpt-4o-mini", transport=LiteLLMTransport(), max_tokens=200)  # nothing is sent
     one = llm.estimate_cost("Summarize the plot of Hamlet in one sentence.")
     assert one.prompt_tokens > 5 and not one.approximate and one.completion_tokens == 200
     assert one.cost_usd is not None and 0 < one.cost_usd < 0.01
@@ -157,6 +182,48 @@ def test_estimate_cost_of_a_known_model():
 
 
 def test_estimate_cost_of_an_unpriced_local_model_is_unknown_not_an_error():
-    llm = LLM("openai/my-local-model", api_base="http://127.0.0.1:9/v1", transport=ScriptedTransport([]))
+    llm = LLM("openai/my-local-model", api_base="http://127.0.0.1:9/v1", transport=LiteLLMTransport())
     est = llm.estimate_cost([{"role": "user", "content": "hello"}], 50)
     assert est.cost_usd is None and est.prompt_tokens > 0 and "unknown price" in str(est)
+
+
+def test_a_scripted_transport_estimates_tokens_and_knows_no_price():
+    llm = LLM("gpt-4o-mini", transport=ScriptedTransport([]))
+    est = llm.estimate_cost("x" * 300, 50)
+    assert (est.prompt_tokens, est.approximate, est.cost_usd) == (tokens_for_chars(300), True, None)
+    assert llm.count_tokens("x" * 30) == (10, True)
+
+
+def test_counting_and_pricing_go_through_the_transport():
+    class Priced(ScriptedTransport):
+        def count_tokens(self, model, content):
+            return 7, False
+
+        def price(self, model, prompt_tokens, completion_tokens):
+            return 0.001 * prompt_tokens + 0.002 * completion_tokens
+
+    est = LLM("m", transport=Priced([])).estimate_cost("anything", 10, calls=2)
+    assert (est.prompt_tokens, est.approximate) == (7, False)
+    assert est.cost_usd == pytest.approx(2 * (0.007 + 0.02))
+
+
+def test_estimating_on_a_scripted_transport_never_imports_litellm():
+    code = textwrap.dedent(
+        """
+        import sys
+        from tracegrad.llm import LLM, ScriptedTransport
+        llm = LLM("gpt-4o-mini", transport=ScriptedTransport([]))
+        print(llm.estimate_cost("hello there", 20), llm.count_tokens("hello"))
+        sys.exit("litellm" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_replay_transport_counts_with_the_transport_it_records_from(tmp_path):
+    replay = ReplayTransport(tmp_path / "r.jsonl", record_from=LiteLLMTransport())
+    assert replay.count_tokens("gpt-4o-mini", "hello world")[1] is False
+    assert replay.price("gpt-4o-mini", 1000, 0) > 0
+    alone = ReplayTransport(tmp_path / "r.jsonl")
+    assert alone.count_tokens("gpt-4o-mini", "hello world")[1] is True and alone.price("gpt-4o-mini", 1, 1) is None

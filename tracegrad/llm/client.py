@@ -2,7 +2,8 @@
 
 It resolves the model, builds the full request, serves it from the disk cache when
 allowed, checks the budget, calls the transport with retries, records tokens and cost,
-and turns replies into validated objects for structured calls.
+and turns replies into validated objects for structured calls, asking the model again
+(a bounded number of times) when a reply does not parse or a caller's check rejects it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,17 +21,12 @@ from tracegrad.llm import structured as so
 from tracegrad.llm.cache import ResponseCache
 from tracegrad.llm.config import API_BASE_ENV, as_messages, resolve_model
 from tracegrad.llm.errors import LLMCallError, LLMConfigError
-from tracegrad.llm.request import (
-    Completion,
-    LLMRequest,
-    Message,
-    TokenUsage,
-    TransportResponse,
-)
+from tracegrad.llm.litellm_transport import LiteLLMTransport
+from tracegrad.llm.request import Completion, LLMRequest, Message, TransportResponse
 from tracegrad.llm.retry import RetryPolicy
-from tracegrad.llm.structured_run import StructuredRun
+from tracegrad.llm.structured_run import Check, StructuredCall, StructuredModes
 from tracegrad.llm.transports import Transport
-from tracegrad.llm.usage import Budget, CostEstimate, Usage
+from tracegrad.llm.usage import Budget, CostEstimate, Usage, UsageSnapshot
 
 logger = logging.getLogger("tracegrad.llm")
 
@@ -40,13 +35,26 @@ class LLM:
     """A chat model client with retries, disk cache, accounting, budgets and structured
     output.
 
-    ``settings`` (temperature, max_tokens, seed, top_p, stop, ...) are sent with every
-    call; a call can override them. The response cache is used by default only when the
-    temperature is 0 (an unset temperature means the provider's default, which samples):
-    ``cache=True`` caches every request, ``cache=False`` none; a :class:`ResponseCache`
-    picks the store and keeps the default rule. ``budget`` limits a run;
-    pass a shared ``usage`` ledger to several clients to account (and budget) them
-    together.
+    Args:
+        model: a litellm model name (default: ``$TRACEGRAD_MODEL``).
+        api_base: the server's URL, e.g. a local OpenAI-compatible one (default:
+            ``$TRACEGRAD_API_BASE``).
+        api_key: the provider key (default: the provider's usual environment variable).
+        transport: how requests reach a model (default: ``LiteLLMTransport()``).
+        cache: ``True`` caches every request, ``False`` none; by default only requests
+            at temperature 0 are cached (an unset temperature is the provider's default,
+            which samples). A :class:`ResponseCache` picks the store, keeping that rule.
+        cache_dir: where the default cache lives (default: ``$TRACEGRAD_CACHE_DIR``).
+        budget: limits of calls, tokens and dollars for this client's ledger.
+        usage: a ledger shared with other clients, to account and budget them together
+            (give the budget to it, not to the client).
+        retry: how failed calls are retried.
+        timeout: seconds per call.
+        structured_mode: force ``json_schema``, ``json_object`` or ``text`` for
+            structured calls (default: the strongest the transport says it supports).
+        structured_retries: repair turns of a structured call by default.
+        settings: sent with every call (temperature, max_tokens, seed, top_p, stop,
+            ...); a call can override them.
     """
 
     def __init__(
@@ -69,11 +77,7 @@ class LLM:
         self.model = resolve_model(model)
         self.api_base = api_base or os.environ.get(API_BASE_ENV) or None
         self.api_key = api_key
-        if transport is None:
-            from tracegrad.llm.litellm_transport import LiteLLMTransport
-
-            transport = LiteLLMTransport()
-        self.transport = transport
+        self.transport = transport if transport is not None else LiteLLMTransport()
         if usage is not None and budget is not None:
             raise LLMConfigError("pass the budget to the shared Usage(budget=...), not to LLM")
         self.usage = usage if usage is not None else Usage(budget)
@@ -87,7 +91,7 @@ class LLM:
         self._cache_policy = None if isinstance(cache, ResponseCache) else cache
         self._cache: ResponseCache | None = cache if isinstance(cache, ResponseCache) else None
         self._cache_dir = cache_dir
-        self._modes: dict[tuple[str, str | None], str] = {}
+        self._modes = StructuredModes()
 
     def __repr__(self) -> str:
         return f"LLM(model={self.model!r}, settings={self.settings!r}, usage={self.usage!r})"
@@ -98,7 +102,6 @@ class LLM:
         clone = object.__new__(LLM)
         clone.__dict__.update(self.__dict__)
         clone.settings = {**self.settings, **settings}
-        clone._modes = self._modes
         return clone
 
     @property
@@ -141,64 +144,103 @@ class LLM:
             return request.temperature == 0.0
         return bool(policy) and self._cache_policy is not False
 
-    # -- plain calls ---------------------------------------------------------------
+    # -- calls ----------------------------------------------------------------------------
     def complete(
         self,
         messages: str | list[Message],
         *,
         schema: type[BaseModel] | None = None,
+        check: Check | None = None,
+        repairs: int | None = None,
         cache: bool | None = None,
         fresh: bool = False,
         sample_index: int | None = None,
-        repairs: int | None = None,
         **overrides: Any,
     ) -> Completion:
         """Call the model; with ``schema``, return a reply validated against it.
 
-        ``fresh=True`` skips the cache lookup but stores the new reply; ``sample_index``
-        keeps cached samples of the same request apart; ``repairs`` bounds the turns
-        that show the model why its structured reply was rejected (default: the
-        client's ``structured_retries``); ``overrides`` change settings for this call
-        only. Raises :class:`LLMCallError`, :class:`BudgetExceeded` or
-        :class:`StructuredOutputError`.
+        A structured call judges each reply with ``check(completion)``, which returns
+        the reasons the reply cannot be used (none: it is accepted). ``completion.parsed``
+        is the validated object, or None when the reply did not parse
+        (``completion.parse_error`` says why); without ``check``, a reply is accepted
+        when it parsed. An unusable reply is shown to the model with its reasons and
+        asked again, at most ``repairs`` times (default: ``structured_retries``); the
+        result's ``usage`` covers every turn. ``fresh=True`` skips the cache lookup but
+        stores the new reply; ``sample_index`` keeps cached samples of the same request
+        apart; ``overrides`` change settings for this call only.
+
+        Raises :class:`LLMCallError`, :class:`BudgetExceeded`, or
+        :class:`StructuredOutputError` when no reply is usable after the repairs.
         """
-        if schema is not None:
-            return self._structured_sync(
-                messages,
-                schema,
-                cache=cache,
-                fresh=fresh,
-                sample_index=sample_index,
-                repairs=repairs,
-                **overrides,
-            )
-        req = self.request(messages, sample_index=sample_index, **overrides)
-        return self._call(req, self._use_cache(req, cache), fresh)
+        if schema is None:
+            _no_check(check)
+            req = self.request(messages, sample_index=sample_index, **overrides)
+            return self._call(req, self._use_cache(req, cache), fresh)
+        probe = self.request(messages, **overrides)
+        mode = self.structured_mode or self._modes.get(self.transport, probe.model, probe.api_base)
+        run = self._structured(probe, schema, mode, check, repairs, sample_index, overrides)
+        while True:
+            req = run.request()
+            try:
+                done = self._call(req, self._use_cache(req, cache), fresh)
+            except LLMCallError as exc:
+                run.refused(exc)
+                continue
+            result = run.take(done)
+            if result is not None:
+                return result
 
     async def acomplete(
         self,
         messages: str | list[Message],
         *,
         schema: type[BaseModel] | None = None,
+        check: Check | None = None,
+        repairs: int | None = None,
         cache: bool | None = None,
         fresh: bool = False,
         sample_index: int | None = None,
-        repairs: int | None = None,
         **overrides: Any,
     ) -> Completion:
         """Async version of :meth:`complete`."""
-        if schema is not None:
-            return await self._structured_async(
-                messages,
-                schema,
-                cache=cache,
-                fresh=fresh,
-                sample_index=sample_index,
-                repairs=repairs,
-                **overrides,
-            )
-        req = self.request(messages, sample_index=sample_index, **overrides)
-        return await self._acall(req, self._use_cache(req, cache), fresh)
+        if schema is None:
+            _no_check(check)
+            req = self.request(messages, sample_index=sample_index, **overrides)
+            return await self._acall(req, self._use_cache(req, cache), fresh)
+        probe = self.request(messages, **overrides)
+        mode = self.structured_mode or await self._modes.aget(self.transport, probe.model, probe.api_base)
+        run = self._structured(probe, schema, mode, check, repairs, sample_index, overrides)
+        while True:
+            req = run.request()
+            try:
+                done = await self._acall(req, self._use_cache(req, cache), fresh)
+            except LLMCallError as exc:
+                run.refused(exc)
+                continue
+            result = run.take(done)
+            if result is not None:
+                return result
+
+    def _structured(
+        self,
+        probe: LLMRequest,
+        schema: Any,
+        mode: str,
+        check: Check | None,
+        repairs: int | None,
+        sample_index: int | None,
+        overrides: dict[str, Any],
+    ) -> StructuredCall:
+        return StructuredCall(
+            self.request,
+            probe.messages,
+            so.check_schema(schema),
+            mode=mode,
+            modes=self._modes,
+            check=check,
+            repairs=self.structured_retries if repairs is None else repairs,
+            options={"sample_index": sample_index, **overrides},
+        )
 
     def _call(self, req: LLMRequest, use_cache: bool, fresh: bool) -> Completion:
         start = time.perf_counter()
@@ -211,12 +253,13 @@ class LLM:
         try:
             resp, attempts = self.retry.call(lambda: self.transport.complete(req))
         except BaseException:
-            self.usage.end_call(ok=False)
+            self.usage.end_call(None)
             raise
-        self._account(resp)
+        done = self._finish(req, resp, start, cached=False, attempts=attempts)
+        self.usage.end_call(done.usage)
         if store is not None:
             store.put(req, resp)
-        return self._finish(req, resp, start, cached=False, attempts=attempts)
+        return done
 
     async def _acall(self, req: LLMRequest, use_cache: bool, fresh: bool) -> Completion:
         start = time.perf_counter()
@@ -229,20 +272,13 @@ class LLM:
         try:
             resp, attempts = await self.retry.acall(lambda: self.transport.acomplete(req))
         except BaseException:
-            self.usage.end_call(ok=False)
+            self.usage.end_call(None)
             raise
-        self._account(resp)
+        done = self._finish(req, resp, start, cached=False, attempts=attempts)
+        self.usage.end_call(done.usage)
         if store is not None:
             await asyncio.to_thread(store.put, req, resp)
-        return self._finish(req, resp, start, cached=False, attempts=attempts)
-
-    def _account(self, resp: TransportResponse) -> None:
-        self.usage.end_call(
-            ok=True,
-            prompt_tokens=resp.prompt_tokens,
-            completion_tokens=resp.completion_tokens,
-            cost_usd=resp.cost_usd,
-        )
+        return done
 
     def _finish(
         self,
@@ -255,16 +291,25 @@ class LLM:
     ) -> Completion:
         if cached:
             self.usage.record_cache_hit()
+            spent = UsageSnapshot(cache_hits=1)
+        else:
+            spent = UsageSnapshot(
+                calls=1,
+                prompt_tokens=resp.prompt_tokens,
+                completion_tokens=resp.completion_tokens,
+                cost_usd=resp.cost_usd or 0.0,
+                calls_without_cost=int(resp.cost_usd is None),
+            )
         done = Completion(
             text=resp.text,
             model=resp.model or req.model,
-            usage=TokenUsage(resp.prompt_tokens, resp.completion_tokens),
-            cost_usd=0.0 if cached else resp.cost_usd,
+            usage=spent,
             cached=cached,
             latency_s=time.perf_counter() - start,
             key=req.key,
             finish_reason=resp.finish_reason,
             attempts=attempts,
+            request=req,
             raw=resp.raw,
         )
         logger.debug(
@@ -272,52 +317,19 @@ class LLM:
             done.model,
             done.key[:12],
             cached,
-            done.usage.prompt_tokens,
-            done.usage.completion_tokens,
+            spent.prompt_tokens,
+            spent.completion_tokens,
             done.cost_usd,
             done.latency_s,
         )
         return done
 
-    # -- structured calls ------------------------------------------------------------
-    def _mode_for(self, req: LLMRequest) -> str:
-        if self.structured_mode is not None:
-            return self.structured_mode
-        where = (req.model, req.api_base)
-        if where not in self._modes:
-            self._modes[where] = self.transport.structured_mode(req.model, req.api_base)
-        return self._modes[where]
+    # -- counting and cost projection -----------------------------------------------------------
+    def count_tokens(self, content: str | list[Message]) -> tuple[int, bool]:
+        """Tokens of a text or of messages for this client's model, and whether the count
+        is an estimate (the transport counts; see ``Transport.count_tokens``)."""
+        return self.transport.count_tokens(self.model, content if isinstance(content, str) else as_messages(content))
 
-    def _structured_sync(self, messages: str | list[Message], schema: type[BaseModel], **kw: Any) -> Completion:
-        runner = StructuredRun(self, messages, schema, kw)
-        while True:
-            req = runner.next_request()
-            try:
-                done = self._call(req, runner.use_cache(req), runner.fresh)
-            except LLMCallError as exc:
-                runner.on_error(exc)
-                continue
-            result = runner.on_reply(done)
-            if result is not None:
-                return result
-
-    async def _structured_async(self, messages: str | list[Message], schema: type[BaseModel], **kw: Any) -> Completion:
-        if "litellm" in sys.modules:
-            runner = StructuredRun(self, messages, schema, kw)
-        else:  # the first call imports litellm to learn the mode: not on the event loop
-            runner = await asyncio.to_thread(StructuredRun, self, messages, schema, kw)
-        while True:
-            req = runner.next_request()
-            try:
-                done = await self._acall(req, runner.use_cache(req), runner.fresh)
-            except LLMCallError as exc:
-                runner.on_error(exc)
-                continue
-            result = runner.on_reply(done)
-            if result is not None:
-                return result
-
-    # -- cost projection ----------------------------------------------------------------
     def estimate_cost(
         self,
         messages: str | list[Message],
@@ -327,15 +339,14 @@ class LLM:
     ) -> CostEstimate:
         """Project the cost of ``calls`` calls with this prompt, before making them.
 
-        Completion tokens default to the ``max_tokens`` setting (else 1000) since the
-        reply's length is unknown: the projection is an upper bound when it is set.
+        Tokens are counted and priced by the transport (exactly where it knows the
+        model, else estimated and unknown). Completion tokens default to the
+        ``max_tokens`` setting (else 1000) since the reply's length is unknown: the
+        projection is an upper bound when it is set.
         """
-        from tracegrad.llm.litellm_transport import count_prompt_tokens, price_tokens
-
-        msgs = as_messages(messages)
-        prompt, approximate = count_prompt_tokens(self.model, msgs)
+        prompt, approximate = self.transport.count_tokens(self.model, as_messages(messages))
         completion = max_completion_tokens or int(self.settings.get("max_tokens") or 1000)
-        one = price_tokens(self.model, prompt, completion)
+        one = self.transport.price(self.model, prompt, completion)
         return CostEstimate(
             model=self.model,
             prompt_tokens=prompt,
@@ -344,3 +355,8 @@ class LLM:
             calls=calls,
             approximate=approximate,
         )
+
+
+def _no_check(check: Check | None) -> None:
+    if check is not None:
+        raise TypeError("check judges structured replies: pass a schema with it")

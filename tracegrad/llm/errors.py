@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tracegrad._text import truncate
 from tracegrad.errors import TracegradError
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class StructuredOutputError(LLMError):
         self.raw_text = raw_text
         self.attempts = attempts
         self.schema_name = schema_name
-        preview = raw_text if len(raw_text) <= 300 else raw_text[:300] + "..."
+        preview = truncate(raw_text, 300)
         super().__init__(
             f"The model's reply did not match {schema_name} after {attempts} attempt(s): "
             f"{reason}\nLast reply: {preview!r}"

@@ -1,8 +1,9 @@
 """The real transport: any provider litellm supports, local OpenAI-compatible servers
 included (``model="openai/<name>"``, ``api_base="http://localhost:8000/v1"``).
 
-litellm is imported only when a call, a token count or a price is needed, so importing
-tracegrad stays fast. Its own retries are turned off: the client retries.
+This is the only module of tracegrad that imports litellm, and only when a call, a
+token count or a price is needed, so importing tracegrad stays fast. Its own retries
+are turned off: the client retries.
 """
 
 from __future__ import annotations
@@ -131,25 +132,29 @@ class LiteLLMTransport(Transport):
             logger.debug("get_supported_openai_params failed for %s", model, exc_info=True)
         return "text"
 
+    async def astructured_mode(self, model: str, api_base: str | None) -> str:
+        """:meth:`structured_mode` without importing litellm on the event loop."""
+        if "litellm" in sys.modules:
+            return self.structured_mode(model, api_base)
+        return await asyncio.to_thread(self.structured_mode, model, api_base)
 
-def count_prompt_tokens(model: str, messages: list[Message]) -> tuple[int, bool]:
-    """Prompt tokens of ``messages`` for ``model``, and whether the count is a guess.
+    def count_tokens(self, model: str, content: str | list[Message]) -> tuple[int, bool]:
+        """litellm's tokenizer for ``model`` (offline: bundled or cached tokenizers);
+        the estimate when it has none for the model."""
+        litellm = import_litellm()
+        try:
+            if isinstance(content, str):
+                return int(litellm.token_counter(model=model, text=content)), False
+            return int(litellm.token_counter(model=model, messages=content)), False
+        except Exception:  # an unknown tokenizer: estimate
+            return super().count_tokens(model, content)
 
-    Uses litellm's tokenizer for the model; falls back to ~4 characters per token.
-    """
-    try:
-        return int(import_litellm().token_counter(model=model, messages=messages)), False
-    except Exception:
-        chars = sum(len(str(m.get("content", ""))) for m in messages)
-        return max(1, chars // 4), True
-
-
-def price_tokens(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """Dollars for the given token counts, or None when the model's price is unknown."""
-    try:
-        p, c = import_litellm().cost_per_token(
-            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-    except Exception:
-        return None
-    return float(p) + float(c)
+    def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """From litellm's local price map; None for a model it does not price."""
+        try:
+            p, c = import_litellm().cost_per_token(
+                model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
+        except Exception:  # an unknown model or price: unknown, not an error
+            return None
+        return float(p) + float(c)

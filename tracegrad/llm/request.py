@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from tracegrad.llm.usage import UsageSnapshot
+
 KEY_VERSION = "tracegrad-llm-v1"
 
 Message = dict[str, Any]
@@ -123,40 +125,35 @@ class TransportResponse:
 
 
 @dataclass(frozen=True)
-class TokenUsage:
-    """Tokens of one call."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus completion tokens."""
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True)
 class Completion:
     """The result of one client call.
 
-    ``parsed`` is the validated object for structured calls (None otherwise).
-    ``cost_usd`` is what this call cost: 0.0 when served from the cache, None when the
-    price of the model is unknown. ``raw`` is the provider's response as JSON data.
-    ``attempts`` counts transport attempts, retries and structured-output repairs
-    included.
+    ``usage`` is what the call spent, repair turns of a structured call included (a
+    reply served from the cache spends nothing); ``cost_usd`` is its dollars, None when
+    the price of the model is unknown. ``parsed`` is the validated object of a
+    structured call, None for a plain call or a reply that did not parse
+    (``parse_error`` then says why). ``attempts`` counts transport attempts, retries
+    and repair turns included. ``request`` is the exact request of the (last) call;
+    ``raw`` the provider's response as JSON data.
     """
 
     text: str
     model: str
-    usage: TokenUsage
-    cost_usd: float | None
+    usage: UsageSnapshot
     cached: bool
     latency_s: float
     key: str
     parsed: Any = None
+    parse_error: str | None = None
     finish_reason: str | None = None
     attempts: int = 1
+    request: LLMRequest | None = field(default=None, repr=False, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Dollars this call cost: 0.0 from the cache, None when a price is unknown."""
+        return self.usage.known_cost_usd
 
     def __str__(self) -> str:
         return self.text

@@ -43,16 +43,28 @@ _BY_NAME: dict[str, tuple[str, bool]] = {
 }
 
 
-_FORMAT_WORDS = ("response_format", "json_schema", "json_object")
+#: Words of a message about the requested response format, and words of refusal.
+_FORMAT_WORDS = (
+    "response_format",
+    "response format",
+    "json_schema",
+    "json schema",
+    "json_object",
+    "json mode",
+    "structured output",
+)
+_REFUSAL_WORDS = ("support", "should be", "must be", "invalid", "not allowed", "unknown", "unrecognized")
 
 
-def _refuses_response_format(exc: BaseException, status: int | None) -> bool:
-    """A server error that says the response format is unsupported: some
-    OpenAI-compatible servers answer so with a 5xx, and retrying cannot help."""
-    if status is None or status < 500:
-        return False
+def refuses_response_format(exc: BaseException) -> bool:
+    """Whether a provider error says it does not accept the requested response format.
+
+    The one rule for it: the message names the response format and refuses it. Such an
+    error cannot succeed on a retry, even when a server sends it as a 5xx (some
+    OpenAI-compatible servers do), and a structured call falls back to a weaker mode.
+    """
     text = str(exc).lower()
-    return any(word in text for word in _FORMAT_WORDS) and ("support" in text or "should be" in text)
+    return any(w in text for w in _FORMAT_WORDS) and any(w in text for w in _REFUSAL_WORDS)
 
 
 def classify(exc: BaseException) -> tuple[str, bool, int | None]:
@@ -61,7 +73,7 @@ def classify(exc: BaseException) -> tuple[str, bool, int | None]:
     status = status if isinstance(status, int) else None
     if isinstance(exc, LLMCallError):
         return exc.kind, exc.retryable, exc.status_code
-    if _refuses_response_format(exc, status):
+    if refuses_response_format(exc):
         return "bad_request", False, status
     for cls in type(exc).__mro__:
         if cls.__name__ in _BY_NAME:

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from tracegrad._text import marker, truncate
 from tracegrad.llm.request import Message, json_schema
 
 MODES = ("json_schema", "json_object", "text")
@@ -84,26 +85,31 @@ def instruct(messages: list[Message], schema: type[BaseModel], mode: str) -> lis
     return out
 
 
-#: Characters of a rejected reply shown back to the model in a repair turn.
-REPAIR_REPLY_CHARS = 2000
+#: Characters of a rejected reply, and of the reasons, shown back in a repair turn.
+REPAIR_REPLY_CHARS = 900
+REPAIR_REASONS_CHARS = 720
+_REPAIR_HEAD = "Your previous reply could not be used:\n"
+_REPAIR_TAIL = "\nReply again with only a JSON object that matches the schema."
+#: The most characters a repair turn adds to the request (reply, reasons, fixed text).
+REPAIR_TURN_CHARS = (
+    REPAIR_REPLY_CHARS + REPAIR_REASONS_CHARS + 2 * len(marker(10**9)) + len(_REPAIR_HEAD) + len(_REPAIR_TAIL)
+)
 
 
-def repair_prompt(messages: list[Message], raw_text: str, reason: str) -> list[Message]:
-    """Messages for a retry that shows the model its reply (cut to a readable length)
-    and why it was rejected."""
-    if len(raw_text) > REPAIR_REPLY_CHARS:
-        cut = len(raw_text) - REPAIR_REPLY_CHARS
-        raw_text = f"{raw_text[:REPAIR_REPLY_CHARS]}…[truncated {cut} chars]…"
+def clean_text(text: str) -> str:
+    """``text`` with anything that is not valid Unicode (lone surrogates, which JSON
+    escapes can produce) replaced, so that it can be sent, hashed and logged."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def repair_prompt(messages: list[Message], raw_text: str, reasons: list[str]) -> list[Message]:
+    """Messages for a retry that shows the model its rejected reply and why, both cut
+    to a bounded length (at most ``REPAIR_TURN_CHARS`` more than ``messages``)."""
+    why = truncate(clean_text("\n".join(reasons)), REPAIR_REASONS_CHARS)
     return [
         *messages,
-        {"role": "assistant", "content": raw_text},
-        {
-            "role": "user",
-            "content": (
-                f"Your previous reply could not be used: {reason}\n"
-                "Reply again with only a JSON object that matches the schema."
-            ),
-        },
+        {"role": "assistant", "content": truncate(clean_text(raw_text), REPAIR_REPLY_CHARS)},
+        {"role": "user", "content": f"{_REPAIR_HEAD}{why}{_REPAIR_TAIL}"},
     ]
 
 

@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from tracegrad.llm.errors import LLMCallError, LLMError
-from tracegrad.llm.request import LLMRequest, TransportResponse
+from tracegrad.llm.request import LLMRequest, Message, TransportResponse
+from tracegrad.llm.tokens import estimate_tokens, message_text
 
 
 class Transport(ABC):
     """Base class of transports: subclasses implement :meth:`complete`.
 
-    ``acomplete`` defaults to running ``complete`` in a worker thread, and
-    ``structured_mode`` to plain text (the safest assumption about a provider).
+    Everything the client needs to know about a provider goes through here, so that a
+    transport without a provider library (scripted, replay, a local model) never loads
+    one. Defaults: ``acomplete`` runs ``complete`` in a worker thread,
+    ``structured_mode`` is plain text (the safest assumption about a provider),
+    ``count_tokens`` estimates from the length of the text and ``price`` is unknown.
     """
 
     @abstractmethod
@@ -38,6 +42,19 @@ class Transport(ABC):
     def structured_mode(self, model: str, api_base: str | None) -> str:
         """The strongest structured output mode the provider supports for ``model``."""
         return "text"
+
+    async def astructured_mode(self, model: str, api_base: str | None) -> str:
+        """:meth:`structured_mode` for async code (override when it may block)."""
+        return self.structured_mode(model, api_base)
+
+    def count_tokens(self, model: str, content: str | list[Message]) -> tuple[int, bool]:
+        """Tokens of a text or of chat messages for ``model``, and whether the count is an
+        estimate (this default: ``tokens.CHARS_PER_TOKEN`` characters a token)."""
+        return estimate_tokens(message_text(content)), True
+
+    def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars for these tokens with ``model``, or None when unknown (this default)."""
+        return None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -128,7 +145,8 @@ class ReplayTransport(Transport):
 
     With ``record_from``, a request missing from the file is sent to that transport and
     its answer appended to the file (recording mode); without it, a miss raises
-    :class:`LLMCallError` (kind ``replay_miss``).
+    :class:`LLMCallError` (kind ``replay_miss``). Tokens are counted and priced by
+    ``record_from`` when there is one.
     """
 
     def __init__(self, path: str | Path, *, record_from: Transport | None = None) -> None:
@@ -209,3 +227,15 @@ class ReplayTransport(Transport):
         if self.record_from is not None:
             return self.record_from.structured_mode(model, api_base)
         return self._modes.get(model, "text")
+
+    def count_tokens(self, model: str, content: str | list[Message]) -> tuple[int, bool]:
+        """Counted by the recorded transport, else estimated."""
+        if self.record_from is not None:
+            return self.record_from.count_tokens(model, content)
+        return super().count_tokens(model, content)
+
+    def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Priced by the recorded transport, else unknown."""
+        if self.record_from is not None:
+            return self.record_from.price(model, prompt_tokens, completion_tokens)
+        return None

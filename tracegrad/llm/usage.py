@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from tracegrad.llm.errors import BudgetExceeded, LLMConfigError
 
@@ -40,7 +40,13 @@ class Budget:
 
 @dataclass(frozen=True)
 class UsageSnapshot:
-    """The totals of a ledger at one moment; subtract two to get the spend in between."""
+    """Calls, tokens and dollars: the totals of a ledger at one moment, or what one call
+    (its repair turns included) spent. Add two to join them; subtract two snapshots of a
+    ledger to get the spend in between.
+
+    Tokens and dollars count calls answered by a provider; a cache hit spends nothing.
+    ``cost_usd`` counts the calls whose price is known, ``calls_without_cost`` the others.
+    """
 
     calls: int = 0
     failed_calls: int = 0
@@ -54,6 +60,14 @@ class UsageSnapshot:
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def known_cost_usd(self) -> float | None:
+        """The dollars spent, or None when some call's price is unknown (not free)."""
+        return None if self.calls_without_cost else self.cost_usd
+
+    def __add__(self, other: UsageSnapshot) -> UsageSnapshot:
+        return UsageSnapshot(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     def __sub__(self, other: UsageSnapshot) -> UsageSnapshot:
         return UsageSnapshot(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
@@ -132,31 +146,17 @@ class Usage:
                 raise BudgetExceeded("max_cost_usd", b.max_cost_usd, t.cost_usd, calls=t.calls)
             self._in_flight += 1
 
-    def end_call(
-        self,
-        *,
-        ok: bool,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        cost_usd: float | None = None,
-    ) -> None:
-        """Release a reservation made by :meth:`begin_call` and record what was spent."""
+    def end_call(self, spent: UsageSnapshot | None) -> None:
+        """Release a reservation made by :meth:`begin_call` and add what the call spent
+        (``None``: the call failed)."""
         warn = False
         with self._lock:
             self._in_flight -= 1
-            t = self._totals
-            if not ok:
-                self._totals = _replace(t, failed_calls=t.failed_calls + 1)
+            if spent is None:
+                self._totals = replace(self._totals, failed_calls=self._totals.failed_calls + 1)
                 return
-            self._totals = _replace(
-                t,
-                calls=t.calls + 1,
-                prompt_tokens=t.prompt_tokens + prompt_tokens,
-                completion_tokens=t.completion_tokens + completion_tokens,
-                cost_usd=t.cost_usd + (cost_usd or 0.0),
-                calls_without_cost=t.calls_without_cost + (cost_usd is None),
-            )
-            if cost_usd is None and self.budget.max_cost_usd is not None:
+            self._totals = self._totals + spent
+            if spent.calls_without_cost and self.budget.max_cost_usd is not None:
                 warn, self._warned_unpriced = not self._warned_unpriced, True
         if warn:
             logger.warning("a call's price is unknown; max_cost_usd cannot count it (tokens still count)")
@@ -164,13 +164,7 @@ class Usage:
     def record_cache_hit(self) -> None:
         """Count a call answered from the cache (free: it uses no budget)."""
         with self._lock:
-            self._totals = _replace(self._totals, cache_hits=self._totals.cache_hits + 1)
-
-
-def _replace(s: UsageSnapshot, **changes: float) -> UsageSnapshot:
-    values = {f.name: getattr(s, f.name) for f in fields(s)}
-    values.update(changes)
-    return UsageSnapshot(**values)  # type: ignore[arg-type]
+            self._totals = replace(self._totals, cache_hits=self._totals.cache_hits + 1)
 
 
 @dataclass(frozen=True)
