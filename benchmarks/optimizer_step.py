@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _reference import run_reference
 
 import tracegrad as tg
-from tracegrad.llm import LLM, ScriptedTransport
-from tracegrad.optimizers.llm.optoprime import OptoPrime
+from tracegrad.llm import LLM, LiteLLMTransport, ScriptedTransport
+from tracegrad.optimizers.llm import OptoPrime
 
 SIZES = (20, 100)
 FEEDBACK = "The result should be close to 10.0; it is far too large."
@@ -104,9 +104,9 @@ def build_tracegrad(n_ops: int) -> tuple[list, tg.Node]:
 
 
 def count_tokens(text: str) -> int:
-    import litellm
-
-    return int(litellm.token_counter(model=TOKENIZER_MODEL, text=text))
+    tokens, approximate = LiteLLMTransport().count_tokens(TOKENIZER_MODEL, text)
+    assert not approximate, f"no tokenizer for {TOKENIZER_MODEL}"
+    return tokens
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures of the LLM client tests: everything offline, nothing waits."""
+"""Fixtures of the LLM optimizer tests: a scripted client, everything offline, nothing waits."""
 
 from __future__ import annotations
 

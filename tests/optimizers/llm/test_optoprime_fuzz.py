@@ -75,18 +75,18 @@ def model_outputs(draw):
 
 def assert_all_valid():
     for p in PARAMS:
-        assert p.kind.validate(p._data) == p._data, p.name
+        assert p.kind.validate(p.value) == p.value, p.name
 
 
 def _fuzz(optimizer_class, outputs):
     queue = list(outputs)
     transport = ScriptedTransport(lambda request: queue.pop(0) if queue else "no idea")
     opt = optimizer_class(PARAMS, llm=LLM("fuzz/model", transport=transport, cache=False), max_attempts=2)
-    before = {p.name: p._data for p in PARAMS}
+    before = {p.name: p.value for p in PARAMS}
     report = opt.step()
     assert_all_valid()
     if report.status != "updated":
-        assert {p.name: p._data for p in PARAMS} == before
+        assert {p.name: p.value for p in PARAMS} == before
     json.dumps(report.to_json())
 
 

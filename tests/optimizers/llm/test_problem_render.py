@@ -188,7 +188,7 @@ def test_history_section_comes_before_feedback():
 def test_arrays_are_shown_as_lists_a_model_can_answer_in():
     import numpy as np
 
-    from tracegrad.optimizers.llm.values import literal
+    from tracegrad._text import literal
 
     assert literal(np.array([[1.5, 2.0], [3.0, 4.0]], dtype=np.float32)) == "[[1.5, 2.0], [3.0, 4.0]]"
     assert literal(np.float64(0.25)) == "0.25"

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tracegrad.optimizers.llm.exchange import Prompt
-from tracegrad.optimizers.llm.optimizer import LLMOptimizer
+from tracegrad.optimizers.llm.optimizer import LLMOptimizer, Prompt
 from tracegrad.optimizers.llm.problem import Entry, Problem, variable_note
 from tracegrad.optimizers.llm.prompts import OPRO_OBJECTIVE, OPRO_SYSTEM
 from tracegrad.optimizers.llm.values import feedback_text, value_text
-from tracegrad.trace.node import ParameterNode
+from tracegrad.trace import ParameterNode
 
 
 class OPRO(LLMOptimizer):
@@ -28,16 +27,17 @@ class OPRO(LLMOptimizer):
     def _prompt(self, parameters: Sequence[ParameterNode], budget_tokens: int) -> Prompt:
         texts: list[str] = []
         for p in parameters:
-            for entry in p._feedback or ():
+            for entry in p.feedback:
                 text = feedback_text(entry.value)
                 if text not in texts:
                     texts.append(text)
         feedback = "\n".join(texts)
+        names = [self._name_of[p] for p in parameters]
         problem = Problem(
             instruction=self.objective,
-            variables=[Entry(p.name, value_text(p), variable_note(p)) for p in parameters],
+            variables=[Entry(n, value_text(p), variable_note(p)) for n, p in zip(names, parameters, strict=True)],
             feedback=[Entry("feedback", feedback)],
-            parameters={p.name: p for p in parameters},
+            parameters=dict(zip(names, parameters, strict=True)),
         )
         text = self._render(problem, budget_tokens)
         return Prompt(text, problem.parameters, feedback)

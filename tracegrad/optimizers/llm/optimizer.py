@@ -1,11 +1,13 @@
 """``LLMOptimizer``: the base of the optimizers that ask a model for new values.
 
 A subclass decides what the model is shown (``_prompt``); the base does the rest of a
-step: ask for ``{reasoning, answer, suggestion}``, check each suggested value against
-its parameter's kind, ask again with the reasons when something is rejected (a bounded
-number of times), apply the accepted values all-or-nothing, remember the last values
-and their feedback, and return an ``LLMStepReport``. A malformed reply never changes a
-parameter; only errors of the model call itself (budget, network) are raised.
+proposal: one structured call to the client for ``{reasoning, answer, suggestion}``,
+whose check (``ReplyCheck``) validates each suggested value against its parameter's
+kind, so that the client asks again with the reasons when a reply is unusable (at most
+``max_attempts`` replies a step). ``propose()`` changes nothing; applying the proposal
+assigns the accepted values all-or-nothing and remembers the values shown and their
+feedback. A malformed reply never changes a parameter; only errors of the model call
+itself (budget, network) are raised.
 """
 
 from __future__ import annotations
@@ -16,21 +18,24 @@ import time
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tracegrad._text import literal
+from tracegrad.errors import TracegradError
+from tracegrad.llm.errors import StructuredOutputError
+from tracegrad.llm.structured import REPAIR_TURN_CHARS
+from tracegrad.llm.tokens import TokenCounter, estimate_tokens, tokens_for_chars
 from tracegrad.nodes.module import Module
-from tracegrad.optimizers.base import Optimizer, StepReport, apply_updates
-from tracegrad.llm.tokens import TokenCounter, estimate_tokens, litellm_counter, truncate
-from tracegrad.optimizers.llm.exchange import Exchange, Prompt
+from tracegrad.optimizers.base import Optimizer, ParameterUpdate, Proposal
 from tracegrad.optimizers.llm.problem import Problem
 from tracegrad.optimizers.llm.render import render_problem
-from tracegrad.optimizers.llm.suggestions import Rejection
-from tracegrad.optimizers.llm.values import literal
-from tracegrad.trace.node import ParameterNode
+from tracegrad.optimizers.llm.suggestions import Reply, ReplyCheck
+from tracegrad.trace import ParameterNode
 
 if TYPE_CHECKING:
     from tracegrad.llm.client import LLM
+    from tracegrad.llm.request import Completion
     from tracegrad.llm.usage import CostEstimate
 
 
@@ -38,41 +43,23 @@ if TYPE_CHECKING:
 DEFAULT_REPLY_TOKENS = 4096
 #: The fewest prompt tokens a problem may be squeezed into and still say something.
 MIN_PROBLEM_TOKENS = 256
+#: Prompt tokens kept free for a repair turn (the rejected reply and why).
+REPAIR_TOKENS = tokens_for_chars(REPAIR_TURN_CHARS)
 
 
 @dataclass
-class LLMStepReport(StepReport):
-    """A ``StepReport`` with what the model said and what it cost.
+class Prompt:
+    """A user message and what it exposes: the variables by the names it shows them
+    under, and the feedback to remember for later steps."""
 
-    ``status`` is ``updated`` (values changed), ``unchanged`` (the model suggested
-    nothing new), ``rejected`` (every attempt had an invalid suggestion; nothing was
-    applied), ``no_reply`` (no usable JSON after every attempt) or ``no_feedback``
-    (no parameter had feedback, so no model was called).
-    """
+    text: str
+    variables: dict[str, ParameterNode]
+    feedback: str
 
-    status: str = ""
-    reasoning: str = ""
-    answer: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = 0.0
-    calls: int = 0
-    attempts: int = 0
-    rejections: list[Rejection] = field(default_factory=list)
-    overhead_ms: float = 0.0
-
-    def summary(self) -> str:
-        """A few readable lines: what changed and why, what was rejected, the cost."""
-        lines = [f"step {self.step} ({self.optimizer}): {self.status}"]
-        for u in self.updates:
-            if u.changed:
-                lines.append(f"  {u.name}: {truncate(literal(u.old), 80)} -> {truncate(literal(u.new), 80)}")
-        lines += [f"  rejected {r.name}: {r.reason}" for r in self.rejections]
-        if self.reasoning:
-            lines.append(f"  reasoning: {truncate(self.reasoning, 400)}")
-        cost = "unknown cost" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-        lines.append(f"  {self.calls} calls, {self.prompt_tokens}+{self.completion_tokens} tokens, {cost}")
-        return "\n".join(lines)
+    @property
+    def values(self) -> dict[str, Any]:
+        """The variables' values as shown, as JSON data."""
+        return {name: p.kind.to_json(p.value) for name, p in self.variables.items()}
 
 
 @dataclass
@@ -87,14 +74,33 @@ class Memory:
         return f"{values}\nfeedback: {self.feedback}"
 
 
+@dataclass
+class _Ask:
+    """What one proposal asks the model, and the check its replies go through."""
+
+    prompt: Prompt
+    messages: list[dict[str, str]]
+    check: ReplyCheck
+
+
 class LLMOptimizer(Optimizer):
     """Base of the LLM optimizers; see the module docstring.
 
-    ``llm`` is a ``tracegrad.optimizers.llm.LLM`` (default: ``LLM()``, configured from
-    ``$TRACEGRAD_MODEL``). ``prompt_tokens`` bounds the prompt the optimizer writes,
-    ``value_tokens`` each intermediate value in it. ``token_counter`` is a function
-    ``text -> tokens``, or ``"model"`` for the model's own tokenizer (default: a fast
-    estimate). ``max_attempts`` bounds the model calls of one step.
+    Args:
+        parameters: a ``Module``, a list of parameters or one parameter.
+        llm: the ``tracegrad.llm.LLM`` to ask (default: ``LLM()``, configured from
+            ``$TRACEGRAD_MODEL``).
+        objective: the instruction at the top of the prompt (default: the subclass's).
+        memory_size: how many earlier (values, feedback) pairs the prompt shows.
+        max_attempts: the most replies one step asks for (repair turns included).
+        prompt_tokens: bounds the prompt the optimizer writes.
+        value_tokens: bounds each intermediate value, input and history entry in it.
+        token_counter: a function ``text -> tokens``, or ``"model"`` for the count of the
+            client's transport (the model's own tokenizer where it has one); default: a
+            fast estimate.
+        log_path: a JSON-lines file every applied step's report is appended to.
+        call_settings: sent with every model call (``temperature``, ``max_tokens``, ...;
+            ``max_tokens`` defaults to 4096).
     """
 
     system_prompt = ""
@@ -103,7 +109,7 @@ class LLMOptimizer(Optimizer):
 
     def __init__(
         self,
-        parameters: Iterable[ParameterNode] | Module,
+        parameters: ParameterNode | Iterable[ParameterNode] | Module,
         llm: LLM | None = None,
         *,
         objective: str | None = None,
@@ -130,22 +136,22 @@ class LLMOptimizer(Optimizer):
         self.prompt_tokens = prompt_tokens
         self.value_tokens = value_tokens
         if token_counter == "model":
-            token_counter = litellm_counter(llm.model)
+            token_counter = _transport_counter(llm)
         elif isinstance(token_counter, str):
             raise ValueError('token_counter must be a function or "model"')
         self.count_tokens: TokenCounter = token_counter or estimate_tokens
-        room = prompt_tokens - self.count_tokens(self.system_prompt) - Exchange.reask_tokens(self)
+        room = self._problem_tokens()
         if room < MIN_PROBLEM_TOKENS:
             needed = prompt_tokens - room + MIN_PROBLEM_TOKENS
             raise ValueError(
                 f"prompt_tokens={prompt_tokens} leaves {room} tokens for the problem after the fixed "
-                f"instructions and the room kept for a re-ask; give at least {needed}"
+                f"instructions and the room kept for a repair turn; give at least {needed}"
             )
         if "max_tokens" not in call_settings and "max_tokens" not in llm.settings:
             # a model that never stops would otherwise generate up to its context limit
             call_settings["max_tokens"] = DEFAULT_REPLY_TOKENS
         self.call_settings = call_settings
-        self.last_messages: list[dict[str, str]] = []
+        self._name_of = {p: name for name, p in self.names.items()}
 
     # -- what the model sees (subclasses) -------------------------------------------
     @abstractmethod
@@ -162,99 +168,95 @@ class LLMOptimizer(Optimizer):
             counter=self.count_tokens,
         )
 
-    def _snapshot(self) -> Any:
-        return super()._snapshot(), list(self.memory)
-
-    def _restore(self, snapshot: Any) -> None:
-        base, memory = snapshot
-        super()._restore(base)
-        self.memory.clear()
-        self.memory.extend(memory)
-
     def history(self) -> list[str]:
         """The remembered steps, oldest first, as prompt text."""
         return [m.render() for m in self.memory]
 
     def estimate_cost(self, steps: int = 1) -> CostEstimate | None:
         """Project the cost of ``steps`` more steps from the prompt the next one would send
-        (one call a step; re-asks cost more), or None when no parameter has feedback."""
-        exchange = self._begin()
-        if exchange is None:
+        (one call a step; repair turns cost more), or None when no parameter has feedback."""
+        ask = self._ask()
+        if ask is None:
             return None
         reply_tokens = int(self.call_settings.get("max_tokens") or self.llm.settings.get("max_tokens") or 0) or None
-        return self.llm.estimate_cost(exchange.first_messages, reply_tokens, calls=steps)
+        return self.llm.estimate_cost(ask.messages, reply_tokens, calls=steps)
 
-    # -- one step -------------------------------------------------------------------------
-    def _begin(self) -> Exchange | None:
-        params = [p for p in self.parameters if p._feedback]
+    # -- propose ----------------------------------------------------------------------------
+    def propose(self) -> Proposal:
+        """Ask the model for new values (one structured call, its repair turns included);
+        changes nothing."""
+        started = time.perf_counter()
+        ask = self._ask()
+        if ask is None:
+            return self._proposal({}, self._report("no_feedback"))
+        call_started = time.perf_counter()
+        try:
+            done = self.llm.complete(
+                ask.messages, schema=Reply, check=ask.check, repairs=self.max_attempts - 1, **self.call_settings
+            )
+        except StructuredOutputError as exc:  # no usable reply: a status, not an error
+            done = exc.completion
+        return self._conclude(ask, done, started, time.perf_counter() - call_started)
+
+    async def apropose(self) -> Proposal:
+        """``propose()`` for async code: the model is called with ``acomplete``."""
+        started = time.perf_counter()
+        ask = self._ask()
+        if ask is None:
+            return self._proposal({}, self._report("no_feedback"))
+        call_started = time.perf_counter()
+        try:
+            done = await self.llm.acomplete(
+                ask.messages, schema=Reply, check=ask.check, repairs=self.max_attempts - 1, **self.call_settings
+            )
+        except StructuredOutputError as exc:
+            done = exc.completion
+        return self._conclude(ask, done, started, time.perf_counter() - call_started)
+
+    def _problem_tokens(self) -> int:
+        """Prompt tokens left for the problem after the system prompt and a repair turn."""
+        repair = REPAIR_TOKENS if self.max_attempts > 1 else 0
+        return self.prompt_tokens - self.count_tokens(self.system_prompt) - repair
+
+    def _ask(self) -> _Ask | None:
+        params = [p for p in self.parameters if p.has_feedback]
         if not params:
             return None
-        system_tokens = self.count_tokens(self.system_prompt)
-        budget = max(self.prompt_tokens - system_tokens - Exchange.reask_tokens(self), 16)
-        return Exchange(self, self._prompt(params, budget))
+        prompt = self._prompt(params, max(self._problem_tokens(), 16))
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt.text}]
+        return _Ask(prompt, messages, ReplyCheck(prompt.variables))
 
-    def _step(self) -> LLMStepReport:
-        started = time.perf_counter()
-        exchange = self._begin()
-        if exchange is None:
-            return self._no_feedback()
-        while (messages := exchange.next_messages()) is not None:
-            call_started = time.perf_counter()
-            try:
-                completion = self.llm.complete(messages, schema=exchange.schema, repairs=0, **self.call_settings)
-            except Exception as exc:
-                exchange.on_error(exc, time.perf_counter() - call_started)
-                continue
-            exchange.on_reply(completion, time.perf_counter() - call_started)
-        return self._finish(exchange, started)
-
-    async def astep(self) -> LLMStepReport:
-        """``step()`` for async code: the model is called with ``acomplete``."""
-        started = time.perf_counter()
-        exchange = self._begin()
-        if exchange is None:
-            report = self._no_feedback()
+    def _conclude(self, ask: _Ask, done: Completion | None, started: float, call_seconds: float) -> Proposal:
+        check = ask.check
+        values: dict[str, Any] = {}
+        if check.outcome == "accepted":
+            values = {self._name_of[p]: value for p, value in check.accepted.items()}
+            changed = any(ParameterUpdate(n, self.names[n].value, v).changed for n, v in values.items())
+            status = "updated" if changed else "unchanged"
         else:
-            while (messages := exchange.next_messages()) is not None:
-                call_started = time.perf_counter()
-                try:
-                    completion = await self.llm.acomplete(
-                        messages, schema=exchange.schema, repairs=0, **self.call_settings
-                    )
-                except Exception as exc:
-                    exchange.on_error(exc, time.perf_counter() - call_started)
-                    continue
-                exchange.on_reply(completion, time.perf_counter() - call_started)
-            report = self._finish(exchange, started)
-        return self._record(report)  # type: ignore[return-value]
-
-    def _no_feedback(self) -> LLMStepReport:
-        return LLMStepReport(type(self).__name__, self.step_count + 1, status="no_feedback")
-
-    def _finish(self, exchange: Exchange, started: float) -> LLMStepReport:
-        updates = apply_updates(exchange.accepted) if exchange.accepted else []
-        if exchange.outcome in ("rejected", "no_reply"):
-            status = exchange.outcome
-        else:
-            status = "updated" if any(u.changed for u in updates) else "unchanged"
-        self.memory.append(Memory(exchange.values, exchange.prompt.feedback))
-        usage = exchange.usage()
-        return LLMStepReport(
-            type(self).__name__,
-            self.step_count + 1,
-            updates=updates,
-            details={"prompt_chars": sum(len(m["content"]) for m in exchange.first_messages)},
-            status=status,
-            reasoning=exchange.reasoning,
-            answer=exchange.answer,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cost_usd=None if usage.calls_without_cost else usage.cost_usd,
-            calls=usage.calls,
-            attempts=exchange.attempts,
-            rejections=exchange.rejections,
-            overhead_ms=1000 * (time.perf_counter() - started - exchange.model_seconds),
+            status = "unchanged" if check.outcome == "done" else check.outcome
+        spent = done.usage if done is not None else None
+        report = self._report(
+            status,
+            reasoning=check.reasoning,
+            answer=check.answer,
+            calls=spent.calls if spent else 0,
+            prompt_tokens=spent.prompt_tokens if spent else 0,
+            completion_tokens=spent.completion_tokens if spent else 0,
+            cost_usd=done.cost_usd if done is not None else 0.0,
+            attempts=check.replies,
+            rejections=list(check.rejections),
+            details={"prompt_chars": sum(len(m["content"]) for m in ask.messages)},
+            messages=list(done.request.messages) if done is not None and done.request is not None else [],
+            reply=done.text if done is not None else "",
+            overhead_ms=1000 * (time.perf_counter() - started - call_seconds + check.seconds),
         )
+        # the memory records the values as they were shown, before any update
+        return self._proposal(values, report, Memory(ask.prompt.values, ask.prompt.feedback))
+
+    def _take_state(self, state: Any) -> None:
+        if state is not None:
+            self.memory.append(state)
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -264,8 +266,39 @@ class LLMOptimizer(Optimizer):
         return json.loads(json.dumps(state, default=repr))
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.objective = state.get("objective", self.objective)
+        """Restore what ``state_dict`` returned: everything is checked before anything
+        changes, so a bad state leaves the optimizer as it was."""
+        step_count = self._checked_step_count(state)
+        objective = state.get("objective", self.objective)
+        if not isinstance(objective, str):
+            raise TracegradError(f"objective must be a string, got {objective!r}")
+        memory = _checked_memory(state.get("memory", []))
+        self.step_count = step_count
+        self.objective = objective
         self.memory.clear()
-        for item in state.get("memory", ()):
-            self.memory.append(Memory(dict(item["values"]), str(item["feedback"])))
+        self.memory.extend(memory)
+
+
+def _checked_memory(items: Any) -> list[Memory]:
+    """The memory entries of a saved state, checked (changes nothing)."""
+    if not isinstance(items, list):
+        raise TracegradError(f"memory must be a list of entries, got {type(items).__name__}")
+    out = []
+    for i, item in enumerate(items):
+        values = item.get("values") if isinstance(item, Mapping) else None
+        feedback = item.get("feedback") if isinstance(item, Mapping) else None
+        if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
+            raise TracegradError(f"memory entry {i} needs 'values', a mapping of names to values: {item!r}")
+        if not isinstance(feedback, str):
+            raise TracegradError(f"memory entry {i} needs 'feedback', a string: {item!r}")
+        out.append(Memory(dict(values), feedback))
+    return out
+
+
+def _transport_counter(llm: LLM) -> TokenCounter:
+    """Counts with the client's transport (the model's tokenizer where it has one)."""
+
+    def count(text: str) -> int:
+        return llm.count_tokens(text)[0]
+
+    return count

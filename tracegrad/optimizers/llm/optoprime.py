@@ -2,22 +2,23 @@
 
 The PyTorch-like loop::
 
-    opt = OptoPrime(model.parameters(), llm=LLM("openai/gpt-4o-mini"))
+    opt = OptoPrime(model, llm=LLM("openai/gpt-4o-mini"))
     opt.zero_feedback()
     output = model(x)
     opt.backward(output, "too long; keep it under 20 words")
     report = opt.step()  # report.updates, report.reasoning, report.cost_usd, ...
+
+``step()`` is ``apply(propose())``: ``propose()`` asks the model and changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tracegrad.optimizers.llm.exchange import Prompt
-from tracegrad.optimizers.llm.optimizer import LLMOptimizer
+from tracegrad.optimizers.llm.optimizer import LLMOptimizer, Prompt
 from tracegrad.optimizers.llm.problem import Problem, build_problem
 from tracegrad.optimizers.llm.prompts import OPTOPRIME_OBJECTIVE, OPTOPRIME_SYSTEM
-from tracegrad.trace.node import ParameterNode
+from tracegrad.trace import ParameterNode
 
 
 def feedback_summary(problem: Problem) -> str:

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tracegrad.optimizers.llm.values import feedback_text, value_text
-from tracegrad.trace.node import Node, OperationNode, Operator, ParameterNode
+from tracegrad.trace import Node, OperationNode, Operator, ParameterNode, Subgraph, call_expression, subgraph
 from tracegrad.trace.operators import OPERATORS
-from tracegrad.trace.query import Subgraph, expression, subgraph
 
 #: Longest rendering of a constant argument inside a code line, in characters.
 MAX_CONSTANT_CHARS = 160
@@ -36,7 +35,8 @@ class Problem:
 
     ``code`` holds one line per operation, named after the value it computes (its
     ``note`` says which code variables it runs and which values it reads inside).
-    ``parameters`` maps each variable name (the parameter's own name) to its node.
+    ``parameters`` maps each variable name to its node. Every node is named as in the
+    subgraph's ``names``, so a prompt and a picture of the same trace agree.
     """
 
     instruction: str
@@ -62,14 +62,14 @@ def variable_note(param: ParameterNode) -> str:
 
 def build_problem(parameters: Iterable[ParameterNode], instruction: str) -> Problem:
     """The problem for the parameters that received feedback, from their subgraph."""
-    params = [p for p in parameters if p._feedback]
+    params = [p for p in parameters if p.has_feedback]
     return problem_from_subgraph(subgraph(params), instruction)
 
 
 def problem_from_subgraph(graph: Subgraph, instruction: str) -> Problem:
     """The problem a subgraph poses; linear in its size."""
     variables = list(graph.parameters)
-    names = _names(graph, variables)
+    names = graph.names
     variable_ids = {id(p) for p in variables}
     output_ids = {id(n) for n in graph.outputs}
     problem = Problem(instruction=instruction, parameters={names[p]: p for p in variables})
@@ -79,7 +79,7 @@ def problem_from_subgraph(graph: Subgraph, instruction: str) -> Problem:
     for op_node in graph.operations:
         line, note, runs_code = _code_line(op_node, names, coded)
         problem.code.append(Entry(names[op_node], line, note))
-        op = op_node._op
+        op = op_node.operator
         if id(op) not in seen_ops:
             seen_ops.add(id(op))
             doc = "" if runs_code or _is_builtin(op) else " ".join(op.description.split())
@@ -110,45 +110,10 @@ def problem_from_subgraph(graph: Subgraph, instruction: str) -> Problem:
     return problem
 
 
-def _names(graph: Subgraph, variables: list[ParameterNode]) -> dict[Node, str]:
-    """Short names, unique within the problem and stable from one step to the next.
-
-    Variables keep their own names (what the model writes back), other named nodes
-    theirs (a repeated name is numbered: ``words``, ``words_2``); unnamed nodes are
-    numbered per kind of value or operation in execution order (``add1``, ``add2``,
-    ``str1``) instead of by global serial number.
-    """
-    names: dict[Node, str] = {p: p.name for p in variables}
-    taken = set(names.values())
-    for node in graph.nodes:  # given names first (repeats numbered), so that numbering avoids them
-        if node._name is not None and node not in names:
-            name, k = node._name, 1
-            while name in taken:
-                k += 1
-                name = f"{node._name}_{k}"
-            taken.add(name)
-            names[node] = name
-    counters: dict[str, int] = {}
-    for node in graph.nodes:
-        if node in names:
-            continue
-        base = node._base_name()
-        sep = "_" if base[-1:].isdigit() else ""
-        k = counters.get(base, 0) + 1
-        while f"{base}{sep}{k}" in taken:
-            k += 1
-        counters[base] = k
-        names[node] = f"{base}{sep}{k}"
-        taken.add(names[node])
-    return names
-
-
 def _code_line(node: OperationNode, names: dict[Node, str], coded: set[int]) -> tuple[str, str, bool]:
     """``name = call(args)``; a note on the code parameters it runs and other values it
     reads inside; and whether it runs the code of a variable."""
-    args = [expression(a, names, MAX_CONSTANT_CHARS) for a in node._args]
-    kwargs = {k: expression(v, names, MAX_CONSTANT_CHARS) for k, v in (node._kwargs or {}).items()}
-    line = f"{names[node]} = {node._op.format_call(args, kwargs)}"
+    line = f"{names[node]} = {call_expression(node, names, MAX_CONSTANT_CHARS)}"
     captured = node.captured
     runs = [names.get(c, c.name) for c in captured if id(c) in coded]
     reads = [names.get(c, c.name) for c in captured if id(c) not in coded]

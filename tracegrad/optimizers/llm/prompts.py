@@ -6,6 +6,11 @@ them; everything that changes goes in the user message.
 
 from __future__ import annotations
 
+from tracegrad._text import marker
+
+#: How a prompt shows where text was cut (the one marker, with N for the count).
+_CUT = marker("N")  # type: ignore[arg-type]
+
 REPLY_FORMAT = (
     'Reply with a JSON object: {"reasoning": "<what the feedback implies for the variables>", '
     '"answer": <answer if the instruction asks for one, else null>, "suggestion": {"<variable>": '
@@ -17,22 +22,15 @@ OPTOPRIME_SYSTEM = (
     "You improve a traced Python program by changing its #Variables. #Code lists its calls in "
     "order, short results after ->; #Functions documents them; #Inputs are fixed; #Intermediates "
     "and #Outputs were computed; #History has past variables and feedback; #Feedback judges the "
-    "outputs. Values are Python literals; code and errors are in ``` blocks; …[truncated N chars]… "
-    "marks omitted text.\n" + REPLY_FORMAT
+    "outputs. Values are Python literals; code and errors are in ``` blocks; "
+    f"{_CUT} marks omitted text.\n" + REPLY_FORMAT
 )
 
 OPRO_SYSTEM = (
     "You propose better values for some variables. #Variables shows the current values (with "
     "constraints after #), #History earlier values and their feedback (oldest first), #Feedback "
-    "the feedback on the current values. …[truncated N chars]… marks omitted text.\n" + REPLY_FORMAT
+    f"the feedback on the current values. {_CUT} marks omitted text.\n" + REPLY_FORMAT
 )
 
 OPTOPRIME_OBJECTIVE = "Change #Variables to improve the outputs according to #Feedback."
 OPRO_OBJECTIVE = "Propose values for #Variables that will get better feedback than all earlier ones."
-
-REASK = (
-    "Nothing was changed: your reply could not be applied.\n{reasons}\n"
-    "Reply again with the complete JSON object, suggesting only #Variables with valid values."
-)
-
-NOTHING_USEFUL = "The reply held no usable JSON object: {reason}"

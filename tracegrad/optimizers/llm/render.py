@@ -15,17 +15,12 @@ still not enough, the text itself is cut in the middle, so the budget always hol
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracegrad.llm.tokens import (
-    CHARS_PER_TOKEN,
-    TokenCounter,
-    cap_for,
-    estimate_tokens,
-    truncate,
-    truncated_length,
-)
+from tracegrad._text import MIN_KEEP_CHARS, marker, truncate, truncated_length
+from tracegrad.llm.tokens import CHARS_PER_TOKEN, TokenCounter, estimate_tokens
 from tracegrad.optimizers.llm.problem import Entry, Problem
 
 #: Groups of values in the order they are truncated when the budget is short.
@@ -102,6 +97,37 @@ def _slots(problem: Problem, history: Sequence[str]) -> list[_Slot]:
     return slots
 
 
+def cap_for(lengths: Sequence[int], target: int) -> int | None:
+    """The largest per-value cap under which ``lengths`` total at most ``target`` characters.
+
+    Water-filling over the sorted lengths (every value longer than the cap is cut to
+    it). Returns None when no cap is needed, and ``MIN_KEEP_CHARS`` when even that is
+    not enough.
+    """
+    if sum(lengths) <= target:
+        return None
+    ordered = sorted(lengths)
+    prefix = [0]
+    for n in ordered:
+        prefix.append(prefix[-1] + n)
+    overhead = len(marker(10**6))  # markers are about this long
+
+    def total(cap: int) -> int:
+        i = bisect.bisect_right(ordered, cap)
+        return prefix[i] + (len(ordered) - i) * (cap + overhead)
+
+    low, high = MIN_KEEP_CHARS, ordered[-1]
+    if total(low) > target:
+        return MIN_KEEP_CHARS
+    while low < high:  # largest cap with total(cap) <= target
+        mid = (low + high + 1) // 2
+        if total(mid) <= target:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
 def _omitted(count: int) -> str:
     return f"…[{count} more omitted]…"
 
@@ -169,7 +195,7 @@ def render_problem(
 
     ``value_tokens`` caps each intermediate value, input and history entry even when
     the budget is ample: a long intermediate rarely helps as much as it costs.
-    ``counter`` defaults to the fast estimate of ``budget.estimate_tokens``.
+    ``counter`` defaults to the fast estimate ``tracegrad.llm.tokens.estimate_tokens``.
     """
     count = counter or estimate_tokens
     slots = _slots(problem, history)

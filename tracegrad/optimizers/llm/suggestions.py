@@ -1,25 +1,31 @@
-"""What a model must answer, and how its suggested values are checked.
+"""What a model must answer, and how its replies and suggested values are checked.
 
 The reply schema is ``{reasoning, answer, suggestion: {name: value}}``. Each suggested
 value is converted to its parameter's kind (numbers from numeric text, code out of
 markdown fences, ...) and validated by the kind; anything that fails, or names a
 variable the model was not shown, becomes a ``Rejection`` with a reason the model can
-read. Nothing here assigns a parameter: that is done all-or-nothing afterwards.
+read. ``ReplyCheck`` is the check a step gives the client: it judges every reply and
+keeps what the step reports. Nothing here assigns a parameter: that is done
+all-or-nothing when a proposal is applied.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from tracegrad._text import marker, truncate
 from tracegrad.errors import InvalidValueError
+from tracegrad.llm.request import Completion
+from tracegrad.llm.structured import clean_text
 from tracegrad.nodes.kinds import Code, Integer, Number, Text
-from tracegrad.trace.node import ParameterNode
+from tracegrad.optimizers.base import Rejection
+from tracegrad.trace import ParameterNode
 
 _FENCED = re.compile(r"^\s*```[\w+-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
 PREVIEW_CHARS = 200
@@ -65,18 +71,6 @@ class Reply(BaseModel):
         return out
 
 
-@dataclass
-class Rejection:
-    """A suggested value that was not accepted, and why."""
-
-    name: str
-    value: str
-    reason: str
-
-    def line(self) -> str:
-        return f"- {self.name} = {self.value}: {self.reason}"
-
-
 def _dump(value: Any) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, default=repr)
@@ -84,16 +78,11 @@ def _dump(value: Any) -> str:
         return repr(value)
 
 
-def clean_text(text: str) -> str:
-    """``text`` with anything that is not valid Unicode (lone surrogates, which JSON
-    escapes can produce) replaced, so that it can be sent, hashed and logged."""
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
 def preview(value: Any) -> str:
-    """A short rendering of a suggested value for reports and re-asks."""
+    """A rendering of a suggested value for reports and repair turns, cut (with the one
+    marker) to at most ``PREVIEW_CHARS`` characters."""
     text = clean_text(value if isinstance(value, str) else _dump(value))
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
+    return truncate(text, PREVIEW_CHARS - len(marker(len(text))))
 
 
 def _has_invalid_text(value: Any, depth: int = 0) -> bool:
@@ -152,3 +141,60 @@ def check(
         except Exception as exc:  # a kind that fails in another way must not end the step
             rejected.append(Rejection(name, preview(value), f"{type(exc).__name__}: {exc}"))
     return accepted, rejected
+
+
+_REPLY_KEYS = frozenset({"reasoning", "answer", "suggestion"})
+
+
+class ReplyCheck:
+    """Judges each reply of one step, as the client's ``check``, and keeps what the
+    step reports: the accepted values, every rejection, the last reasoning and answer,
+    how many replies it judged and the seconds it spent judging them.
+
+    ``outcome`` of the last reply is ``accepted`` (every suggested value is valid),
+    ``done`` (the model answered ``TERMINATE``: nothing should change), ``rejected`` (a
+    suggested value failed its check) or ``no_reply`` (no usable JSON object).
+    """
+
+    def __init__(self, variables: Mapping[str, ParameterNode]) -> None:
+        self.variables = variables
+        self.outcome = "no_reply"
+        self.accepted: dict[ParameterNode, Any] = {}
+        self.rejections: list[Rejection] = []
+        self.reasoning = ""
+        self.answer: str | None = None
+        self.replies = 0
+        self.seconds = 0.0
+
+    def __call__(self, done: Completion) -> list[str]:
+        """Why the reply ``done`` cannot be used (none: it is accepted)."""
+        started = time.perf_counter()
+        try:
+            return self._judge(done)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def _judge(self, done: Completion) -> list[str]:
+        self.replies += 1
+        self.outcome = "no_reply"
+        reply: Reply | None = done.parsed
+        if reply is None:
+            if done.text.strip().upper().startswith("TERMINATE"):
+                self.outcome = "done"
+                return []
+            return [f"the reply held no usable JSON object: {done.parse_error}"]
+        if done.finish_reason == "length":
+            return ["the reply was cut off at the length limit; answer more briefly"]
+        suggested = reply.suggested(self.variables)
+        if not (reply.model_fields_set & _REPLY_KEYS) and not suggested:
+            return ['it is not the reply asked for: it has none of the keys "reasoning", "answer", "suggestion"']
+        self.reasoning = clean_text(reply.reasoning)
+        self.answer = None if reply.answer is None else clean_text(reply.answer)
+        accepted, rejected = check(suggested, self.variables)
+        if rejected:
+            self.outcome = "rejected"
+            self.rejections.extend(rejected)
+            return ["Nothing was changed; these values are invalid:", *(r.line() for r in rejected)]
+        self.outcome = "accepted"
+        self.accepted = accepted
+        return []

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tracegrad._text import literal
 from tracegrad.nodes.kinds import Code
-from tracegrad.trace.node import ErrorNode, Node, ParameterNode
+from tracegrad.trace import ErrorNode, Node, ParameterNode
 
 #: Traceback lines kept for an error value (its last frames and the message).
 TRACEBACK_LINES = 6
@@ -19,24 +20,10 @@ def value_text(node: Node) -> str:
     tail, everything else as a Python literal (``repr``)."""
     if isinstance(node, ErrorNode):
         return error_text(node)
-    value = node._data
+    value = node.value
     if isinstance(node, ParameterNode) and isinstance(node.kind, Code):
         return str(value).strip("\n")
     return literal(value)
-
-
-def literal(value: Any) -> str:
-    """``repr`` of a value, never raising (a broken ``__repr__`` is reported instead).
-
-    Arrays (JAX, NumPy) are shown as nested lists, the form a model can answer in;
-    their dtype and shape are part of the variable's kind.
-    """
-    try:
-        if hasattr(value, "shape") and hasattr(value, "dtype") and callable(getattr(value, "tolist", None)):
-            return repr(value.tolist())
-        return repr(value)
-    except Exception as exc:  # a user object's __repr__ may fail; the prompt must not
-        return f"<{type(value).__name__} object; repr failed: {type(exc).__name__}>"
 
 
 def error_text(node: ErrorNode) -> str:
@@ -66,5 +53,5 @@ def error_text(node: ErrorNode) -> str:
 def feedback_text(value: Any) -> str:
     """Feedback as prompt text: strings verbatim, anything else as a literal."""
     if isinstance(value, Node):
-        value = value._data
+        value = value.value
     return value if isinstance(value, str) else literal(value)
