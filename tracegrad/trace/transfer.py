@@ -1,0 +1,356 @@
+"""Moving traces between processes: pickling rules, shared objects and relinking.
+
+A trace pickles with its whole upstream graph (nodes, operators, the functions they
+ran). Three pieces make a graph that comes back from another process usable here:
+
+* ``dumps`` / ``loads``: cloudpickle (functions of ``__main__`` and of the modules
+  named in ``by_value`` travel by value) with rules for what plain pickling gets wrong:
+  a lock is sent as a new, unlocked lock, and an exception is rebuilt without calling
+  its ``__init__`` (whose signature often differs from its ``args``, as for
+  ``ExecutionError``).
+* ``send`` / ``receive``: a payload sent once (the function and the model, say) is
+  numbered object by object on both sides, so that a reply that refers to an object of
+  the payload (a parameter, an operator, a bundled function, a class) arrives as the
+  sender's own object rather than as a copy.
+* ``relink``: the received graph's parameter copies are replaced by this process's
+  parameters of the same name, well-known operators by this process's ones, and the
+  received nodes get fresh serial numbers (in their original relative order), so that
+  sorting by serial stays a topological order and names stay unique. ``backward`` on a
+  received output then reaches this process's parameters.
+
+Unpickling runs code chosen by the sender: use it only between processes you trust.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import pickle
+import threading
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+from tracegrad.errors import ExecutionError
+from tracegrad.trace.containers import find, replace
+from tracegrad.trace.node import Feedback, Node, OperationNode, Operator, ParameterNode, _serials
+
+Modules = Iterable[ModuleType | str]
+
+# Values whose identity never matters: not numbered as shared objects.
+_PLAIN = frozenset({str, bytes, int, float, complex, bool, type(None), tuple, frozenset})
+_LOCK_TYPES = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
+_registry_lock = threading.Lock()  # cloudpickle's by-value registry is process-wide
+
+
+def cloudpickle() -> ModuleType:
+    """The cloudpickle module (the standalone package, else the copy inside Ray)."""
+    try:
+        import cloudpickle as cp
+    except ImportError:
+        try:
+            from ray import cloudpickle as cp
+        except ImportError:
+            raise ImportError(
+                "moving traces between processes needs cloudpickle: pip install cloudpickle (or 'tracegrad[ray]')"
+            ) from None
+    return cp
+
+
+def _new_exception(cls: type[BaseException], args: tuple) -> BaseException:
+    return cls.__new__(cls, *args)
+
+
+def _received(cls: type[Node]) -> Node:
+    """Makes a node while a reply is loaded (``Sent.open_reply`` notes each one)."""
+    return cls.__new__(cls)
+
+
+@functools.cache
+def _pickler_classes() -> tuple[type, type, type]:
+    base = cloudpickle().Pickler
+
+    class RulePickler(base):  # type: ignore[misc, valid-type]
+        def __init__(self, file: io.BytesIO) -> None:
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def reducer_override(self, obj: Any) -> Any:
+            cls = type(obj)
+            factory = _LOCK_TYPES.get(cls)
+            if factory is not None:
+                return factory, ()
+            if (
+                isinstance(obj, BaseException)
+                and cls.__module__ != "builtins"
+                and cls.__reduce__ is BaseException.__reduce__  # the default: would call cls(*args)
+            ):
+                return _new_exception, (cls, obj.args), getattr(obj, "__dict__", None) or None
+            return super().reducer_override(obj)
+
+    class SendingPickler(RulePickler):
+        """Notes every object it writes, for the receiver to number in the same order."""
+
+        def __init__(self, file: io.BytesIO) -> None:
+            super().__init__(file)
+            self.shared: dict[int, Any] = {}
+            self.noting = True
+
+        def persistent_id(self, obj: Any) -> None:
+            if self.noting and type(obj) not in _PLAIN:
+                self.shared.setdefault(id(obj), obj)
+            return None
+
+    class ReplyPickler(RulePickler):
+        """Writes objects of the received payload as their numbers, nodes as received."""
+
+        def __init__(self, file: io.BytesIO, index: dict[int, int]) -> None:
+            super().__init__(file)
+            self.index = index
+
+        def persistent_id(self, obj: Any) -> int | None:
+            return self.index.get(id(obj))
+
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, Node):
+                return _received, (type(obj),), obj.__getstate__()
+            return super().reducer_override(obj)
+
+    return RulePickler, SendingPickler, ReplyPickler
+
+
+class _by_value:
+    """While open, cloudpickle sends ``modules`` (their functions and classes) by value."""
+
+    def __init__(self, modules: Modules) -> None:
+        self.names = [m.__name__ if isinstance(m, ModuleType) else m for m in modules]
+        self.added: list[str] = []
+
+    def __enter__(self) -> None:
+        if not self.names:
+            return
+        cp = cloudpickle()
+        _registry_lock.acquire()
+        try:
+            known = cp.list_registry_pickle_by_value()
+            for name in self.names:
+                if name not in known and name != "__main__":
+                    cp.register_pickle_by_value(_module(name))
+                    self.added.append(name)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.names:
+            return
+        cp = cloudpickle()
+        try:
+            for name in self.added:
+                cp.unregister_pickle_by_value(_module(name))
+        finally:
+            self.added.clear()
+            _registry_lock.release()
+
+
+def _module(name: str) -> ModuleType:
+    import sys
+
+    module = sys.modules.get(name)
+    if module is None:
+        raise ValueError(f"cannot send module {name!r} by value: it is not imported")
+    return module
+
+
+def dumps(obj: Any, *, by_value: Modules = ()) -> bytes:
+    """Pickle ``obj`` with cloudpickle and the rules above (see the module docstring)."""
+    buf = io.BytesIO()
+    with _by_value(by_value):
+        _pickler_classes()[0](buf).dump(obj)
+    return buf.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    """Unpickle what ``dumps`` (or any pickler) wrote."""
+    return pickle.loads(data)
+
+
+# -- payloads and replies ---------------------------------------------------------------
+
+
+class Sent:
+    """A payload sent to other processes; opens their replies (see ``send``)."""
+
+    def __init__(self, data: bytes, shared: list[Any]) -> None:
+        self.data = data
+        self._shared = shared
+        self._parameters: dict[str, ParameterNode] | None = None
+        self.strays: set[str] = set()  # names of received parameters that matched none here
+
+    def open_reply(self, data: bytes, parameters: Mapping[str, ParameterNode] | None = None) -> Any:
+        """Load a reply made by ``Received.reply`` and relink the nodes in it.
+
+        Objects of the payload come back as the originals. Received parameters are
+        replaced by the payload's parameters, or by ``parameters``, of the same name;
+        the names of those that match none are added to ``strays``.
+        """
+        if self._parameters is None:
+            self._parameters = {p.name: p for p in self._shared if isinstance(p, ParameterNode)}
+        named = {**self._parameters, **parameters} if parameters else self._parameters
+        loader = _ReplyUnpickler(io.BytesIO(data), self._shared)
+        value = loader.load()
+        value, strays = _relink(value, loader.nodes, named)
+        self.strays.update(strays)
+        return value
+
+
+class _ReplyUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, shared: list[Any]) -> None:
+        super().__init__(file)
+        self.shared = shared
+        self.nodes: list[Node] = []
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self.shared[pid]
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "_received":
+            return self._received
+        return super().find_class(module, name)
+
+    def _received(self, cls: type[Node]) -> Node:
+        node = cls.__new__(cls)
+        self.nodes.append(node)
+        return node
+
+
+class Received:
+    """A payload received from another process (``value``); pickles replies to it."""
+
+    def __init__(self, value: Any, shared: list[Any]) -> None:
+        self.value = value
+        self._shared = shared  # kept alive: the numbering is by id
+        self._index = {id(obj): i for i, obj in enumerate(shared)}
+
+    def reply(self, obj: Any, *, by_value: Modules = ()) -> bytes:
+        """Pickle ``obj`` for the sender: objects of the payload go back as their numbers."""
+        buf = io.BytesIO()
+        with _by_value(by_value):
+            _pickler_classes()[2](buf, self._index).dump(obj)
+        return buf.getvalue()
+
+
+def send(obj: Any, *, by_value: Modules = ()) -> Sent:
+    """Pickle a payload (``Sent.data``) whose objects replies can refer back to.
+
+    The objects written are numbered in writing order, and the numbering is written
+    after the payload (as back-references, so it costs little), so that the receiver
+    numbers its copies the same way.
+    """
+    buf = io.BytesIO()
+    pickler = _pickler_classes()[1](buf)
+    with _by_value(by_value):
+        pickler.dump(obj)
+        pickler.noting = False
+        shared = list(pickler.shared.values())
+        pickler.dump(shared)
+    return Sent(buf.getvalue(), shared)
+
+
+def receive(data: bytes) -> Received:
+    """Load a payload made by ``send``."""
+    loader = pickle.Unpickler(io.BytesIO(data))
+    value = loader.load()
+    return Received(value, loader.load())
+
+
+# -- relinking --------------------------------------------------------------------------
+
+
+def relink(outputs: Any, parameters: Mapping[str, ParameterNode]) -> Any:
+    """Connect a graph received from another process to this process's parameters.
+
+    ``outputs`` is a node, an ``ExecutionError`` or a container of them (see
+    ``tracegrad.trace.containers``) just unpickled. Everywhere in the graph upstream of them (parents, arguments,
+    containers inside arguments, feedback), each parameter whose name is in
+    ``parameters`` is replaced by that parameter; the other received nodes get fresh
+    serial numbers in their original order. Returns ``outputs`` with the same
+    replacements. The received nodes are changed in place; linear in the graph size
+    (plus sorting the serial numbers).
+    """
+    mine = {id(p) for p in parameters.values()}
+    nodes: list[Node] = []
+    seen = set(mine)
+    stack = [*find(outputs, Node), *(err.node for err in find(outputs, ExecutionError))]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        stack.extend(node._parents)
+    return _relink(outputs, nodes, parameters)[0]
+
+
+def _relink(value: Any, received: list[Node], parameters: Mapping[str, ParameterNode]) -> tuple[Any, set[str]]:
+    """Relink the ``received`` nodes (all of them, found however); see ``relink``."""
+    swap: dict[int, ParameterNode] = {}
+    keep: list[Node] = []
+    strays: set[str] = set()
+    for node in received:  # names first: an automatic name contains the old serial
+        if isinstance(node, ParameterNode):
+            mine = parameters.get(node.name)
+            if mine is not None and mine is not node:
+                swap[id(node)] = mine
+                continue
+            strays.add(node.name)
+        keep.append(node)
+
+    def fix(node: Node) -> Node:
+        return swap.get(id(node), node)
+
+    canonical = _well_known_operators()
+    for node in keep:
+        if isinstance(node, OperationNode):
+            if swap:
+                node._parents = _fixed_parents(node._parents, swap)
+                node._args = replace(node._args, Node, fix)
+                if node._kwargs:
+                    node._kwargs = replace(node._kwargs, Node, fix)
+            op = node._op
+            node._op = canonical.get(_operator_key(op), op)
+        if swap and node._feedback:
+            node._feedback = [Feedback(fix(f.output), f.value) for f in node._feedback]
+    keep.sort(key=_serial_of)
+    for node in keep:
+        node._serial = next(_serials)
+    return (replace(value, Node, fix) if swap else value), strays
+
+
+def _fixed_parents(parents: tuple[Node, ...], swap: dict[int, ParameterNode]) -> tuple[Node, ...]:
+    if not any(id(p) in swap for p in parents):
+        return parents
+    fixed: dict[int, Node] = {}
+    for p in parents:
+        p = swap.get(id(p), p)
+        fixed.setdefault(id(p), p)
+    return tuple(fixed.values())
+
+
+def _serial_of(node: Node) -> int:
+    return node._serial
+
+
+def _operator_key(op: Operator) -> tuple:
+    return (type(op), op.name, op.description, op.template, op.argnames)
+
+
+@functools.cache
+def _well_known_operators() -> dict[tuple, Operator]:
+    """The engine's own operators (``+``, ``[]``, ``str`` methods ...), by what they are."""
+    from tracegrad.trace import operators
+
+    ops = [*operators.OPERATORS.values(), *(v for v in vars(operators).values() if isinstance(v, Operator))]
+    return {_operator_key(op): op for op in ops}
+
+
+__all__ = ["Received", "Sent", "cloudpickle", "dumps", "loads", "receive", "relink", "send"]
