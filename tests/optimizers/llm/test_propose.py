@@ -181,3 +181,14 @@ def test_a_scripted_step_and_its_cost_estimate_never_import_litellm():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_each_sample_is_its_own_draw_even_from_the_cache(make_llm, graph):
+    scale, bias = graph
+    llm, transport = make_llm(
+        [reply({"scale": 3.0}), reply({"scale": 4.0}), reply({"scale": 5.0})], temperature=0, cache=True
+    )
+    opt = OptoPrime([scale, bias], llm=llm)
+    first, again, other = opt.propose(), opt.propose(), opt.propose(sample=1)
+    assert first.values == again.values == {"scale": 3.0} and other.values == {"scale": 4.0}
+    assert len(transport.requests) == 2 and transport.requests[1].sample_index == 1

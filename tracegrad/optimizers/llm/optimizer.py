@@ -182,23 +182,22 @@ class LLMOptimizer(Optimizer):
         return self.llm.estimate_cost(ask.messages, reply_tokens, calls=steps)
 
     # -- propose ----------------------------------------------------------------------------
-    def propose(self) -> Proposal:
+    def propose(self, *, sample: int = 0) -> Proposal:
         """Ask the model for new values (one structured call, its repair turns included);
-        changes nothing."""
+        changes nothing. Each ``sample`` is its own draw: its requests are cached apart
+        (the client's ``sample_index``), so cached calls do not repeat one answer."""
         started = time.perf_counter()
         ask = self._ask()
         if ask is None:
             return self._proposal({}, self._report("no_feedback"))
         call_started = time.perf_counter()
         try:
-            done = self.llm.complete(
-                ask.messages, schema=Reply, check=ask.check, repairs=self.max_attempts - 1, **self.call_settings
-            )
+            done = self.llm.complete(ask.messages, **self._call_options(ask, sample))
         except StructuredOutputError as exc:  # no usable reply: a status, not an error
             done = exc.completion
         return self._conclude(ask, done, started, time.perf_counter() - call_started)
 
-    async def apropose(self) -> Proposal:
+    async def apropose(self, *, sample: int = 0) -> Proposal:
         """``propose()`` for async code: the model is called with ``acomplete``."""
         started = time.perf_counter()
         ask = self._ask()
@@ -206,12 +205,21 @@ class LLMOptimizer(Optimizer):
             return self._proposal({}, self._report("no_feedback"))
         call_started = time.perf_counter()
         try:
-            done = await self.llm.acomplete(
-                ask.messages, schema=Reply, check=ask.check, repairs=self.max_attempts - 1, **self.call_settings
-            )
+            done = await self.llm.acomplete(ask.messages, **self._call_options(ask, sample))
         except StructuredOutputError as exc:
             done = exc.completion
         return self._conclude(ask, done, started, time.perf_counter() - call_started)
+
+    def _call_options(self, ask: _Ask, sample: int) -> dict[str, Any]:
+        """The options of a proposal's one client call: the reply schema and its check,
+        the repair turns ``max_attempts`` leaves, the sample, the call settings."""
+        return {
+            "schema": Reply,
+            "check": ask.check,
+            "repairs": self.max_attempts - 1,
+            "sample_index": sample or None,
+            **self.call_settings,
+        }
 
     def _problem_tokens(self) -> int:
         """Prompt tokens left for the problem after the system prompt and a repair turn."""
