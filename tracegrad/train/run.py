@@ -1,0 +1,122 @@
+"""Run directories: the checkpoint a run resumes from, and its JSON-lines log.
+
+A run directory holds:
+
+* ``checkpoint.json`` -- everything a resumed run needs, in one file written
+  atomically after every step (a temporary file beside it, fsynced, renamed over it):
+  the parameter values, the optimizer state, the candidate pool, the position in the
+  data (epoch, batch, seed), the search's random state, the history with its costs, the
+  evaluation cache, and how long the log was at that moment. A reader never sees a
+  half-written checkpoint; a run killed at any moment loses at most the step in
+  progress.
+* ``parameters.json`` -- the current parameters and optimizer state as a module
+  checkpoint (``module.load(path)``, ``optimizer.load(path, module)``), written after
+  the checkpoint; it is for people, resuming never reads it.
+* ``log.jsonl`` -- one JSON object per line: the run's start, every proposal (with
+  the exact request and raw reply of the optimizer's model), every step, the stop.
+  On resume, lines written after the last checkpoint (the step that was lost) are cut
+  off, so the log tells each step once.
+
+Temporary files left by a write that was killed are removed on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tracegrad._io import atomic_write_json, read_json
+from tracegrad.errors import TracegradError
+
+CHECKPOINT = "checkpoint.json"
+PARAMETERS = "parameters.json"
+LOG = "log.jsonl"
+FORMAT = "tracegrad.train"
+VERSION = 1
+
+
+class RunLog:
+    """An append-only JSON-lines file; ``sync`` makes what was written durable."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: Any = None
+
+    def write(self, event: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        self._fh.write(json.dumps(event, ensure_ascii=False, default=repr) + "\n")
+        self._fh.flush()
+
+    def sync(self) -> int:
+        """Flush and fsync; the log's length in bytes."""
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def truncate(self, length: int) -> None:
+        """Cut the log back to ``length`` bytes (what a checkpoint recorded)."""
+        self.close()
+        if self.path.exists() and self.path.stat().st_size > length:
+            with self.path.open("r+b") as fh:
+                fh.truncate(length)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class RunDir:
+    """The files of one run (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.checkpoint_path = self.path / CHECKPOINT
+        self.parameters_path = self.path / PARAMETERS
+        self.log = RunLog(self.path / LOG)
+
+    def __repr__(self) -> str:
+        return f"RunDir({os.fspath(self.path)!r})"
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.exists()
+
+    def clean(self) -> list[Path]:
+        """Remove temporary files that killed writes left behind; returns them."""
+        removed = []
+        if self.path.is_dir():
+            for name in (CHECKPOINT, PARAMETERS):
+                for tmp in self.path.glob(f".{name}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+        return removed
+
+    def read(self) -> dict[str, Any]:
+        """The checkpoint's contents, checked to be a training checkpoint."""
+        try:
+            data = read_json(self.checkpoint_path)
+        except (OSError, ValueError) as exc:
+            raise TracegradError(f"cannot read the checkpoint {os.fspath(self.checkpoint_path)!r}: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise TracegradError(f"{os.fspath(self.checkpoint_path)!r} is not a tracegrad training checkpoint")
+        if data.get("version", 0) > VERSION:
+            raise TracegradError(f"{os.fspath(self.checkpoint_path)!r} was written by a newer tracegrad")
+        return data
+
+    def write(self, state: dict[str, Any]) -> None:
+        """Write the checkpoint atomically (the log is synced first and its length recorded)."""
+        payload = {"format": FORMAT, "version": VERSION, **state, "log_offset": self.log.sync()}
+        atomic_write_json(self.checkpoint_path, payload)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+__all__ = ["CHECKPOINT", "FORMAT", "LOG", "PARAMETERS", "VERSION", "RunDir", "RunLog"]
