@@ -69,8 +69,9 @@ class StructuredOutputError(LLMError):
     """The model's reply could not be turned into the requested schema.
 
     Carries the last ``raw_text`` the model returned, the ``reason`` it was rejected
-    (the parse or validation error), how many ``attempts`` were made, and the last
-    ``completion`` (its tokens and cost were spent all the same).
+    (the parse or validation error, or the caller's check), how many ``attempts``
+    (replies) were made, and the last ``completion``, whose ``usage`` covers every turn
+    (those tokens and dollars were spent all the same).
     """
 
     def __init__(

@@ -8,6 +8,9 @@ Modes, strongest first:
 * ``text`` — plain text; the schema goes in the prompt and the reply is repaired
   (JSON inside prose or code fences, trailing commas, single quotes, Python literals,
   raw newlines in strings) before validation.
+
+A reply that cannot be used is shown back to the model in one bounded repair turn
+(``repair_prompt``); the loop of turns is ``tracegrad.llm.structured_run``'s.
 """
 
 from __future__ import annotations

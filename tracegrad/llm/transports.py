@@ -1,9 +1,10 @@
-"""The transport seam: the only place where a request becomes a response.
+"""The transport seam: the only place where a request becomes a response, and where
+the client learns what a provider supports, how it counts tokens and what it charges.
 
 :class:`~tracegrad.llm.litellm_transport.LiteLLMTransport` talks to real
 providers. :class:`ScriptedTransport` answers from a script (for tests), and
 :class:`ReplayTransport` answers from a recorded JSONL file, optionally recording what
-a wrapped transport answers on a miss. All of them run offline and deterministically.
+a wrapped transport answers on a miss; these two run offline and deterministically.
 """
 
 from __future__ import annotations
