@@ -158,6 +158,32 @@ def test_two_copies_of_one_parameter_become_one_parent():
     assert copy.args == (prompt, prompt)
 
 
+def test_a_long_chain_is_written_flat_rather_than_recursively():
+    p = tg.node(0, trainable=True, name="p")
+    z = p
+    for _ in range(5000):
+        z = z + 1
+    copy = transfer.relink(transfer.loads(transfer.dumps(z)), {"p": p})
+    assert copy.data == 5000
+    assert topological(list(ancestors([copy])))
+    copy.backward("smaller")
+    assert [f.value for f in p.feedback] == ["smaller"]
+
+
+def test_feedback_travels_with_a_graph_but_not_with_a_payload():
+    prompt, _ = params()
+    out = greet(prompt, "Ada") + "!"
+    out.backward("shorter")
+    copy = transfer.loads(transfer.dumps([prompt, out]))
+    copied_prompt, copied_out = copy
+    assert [(f.output, f.value) for f in copied_prompt.feedback] == [(copied_out, "shorter")]
+    assert [f.value for f in copied_out.feedback] == ["shorter"]
+
+    received = transfer.receive(transfer.send(lambda: (prompt, out)).data).value()
+    assert [n.feedback for n in received] == [[], []]
+    assert prompt.feedback and out.feedback  # the sender's own are kept
+
+
 def test_locks_travel_as_new_unlocked_locks():
     holder = {"lock": threading.Lock(), "rlock": threading.RLock()}
     with holder["lock"]:

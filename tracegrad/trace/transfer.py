@@ -5,13 +5,15 @@ ran). Three pieces make a graph that comes back from another process usable here
 
 * ``dumps`` / ``loads``: cloudpickle (functions of ``__main__`` and of the modules
   named in ``by_value`` travel by value) with rules for what plain pickling gets wrong:
-  a lock is sent as a new, unlocked lock, and an exception is rebuilt without calling
-  its ``__init__`` (whose signature often differs from its ``args``, as for
-  ``ExecutionError``).
+  a graph is written flat, ancestors first, so a chain of any length pickles without
+  deep recursion; a lock is sent as a new, unlocked lock; an exception is rebuilt
+  without calling its ``__init__`` (whose signature often differs from its ``args``,
+  as for ``ExecutionError``).
 * ``send`` / ``receive``: a payload sent once (the function and the model, say) is
   numbered object by object on both sides, so that a reply that refers to an object of
   the payload (a parameter, an operator, a bundled function, a class) arrives as the
-  sender's own object rather than as a copy.
+  sender's own object rather than as a copy. A payload's nodes go without their
+  feedback (which would drag the graphs of earlier outputs along).
 * ``relink``: the received graph's parameter copies are replaced by this process's
   parameters of the same name, well-known operators by this process's ones, and the
   received nodes get fresh serial numbers (in their original relative order), so that
@@ -61,9 +63,66 @@ def _new_exception(cls: type[BaseException], args: tuple) -> BaseException:
     return cls.__new__(cls, *args)
 
 
-def _received(cls: type[Node]) -> Node:
-    """Makes a node while a reply is loaded (``Sent.open_reply`` notes each one)."""
+def _node(cls: type[Node], earlier: list[Node] | None = None) -> Node:
+    """Makes a node when loaded (``earlier``: its ancestors, loaded first; see ``_NodeRules``)."""
     return cls.__new__(cls)
+
+
+def _received(cls: type[Node], earlier: list[Node] | None = None) -> Node:
+    """``_node`` in a reply (``Sent.open_reply`` notes each node made)."""
+    return cls.__new__(cls)
+
+
+def _restore(node: Node, state: tuple) -> None:
+    attrs, slots, feedback, deferred = state
+    if attrs:
+        node.__dict__.update(attrs)
+    for name, value in slots.items():
+        setattr(node, name, value)
+    node._feedback = feedback
+    for earlier, entries in deferred:  # the feedback of the ancestors written before it
+        earlier._feedback = entries
+
+
+class _NodeRules:
+    """How a pickler writes nodes: flat, so that a long chain does not recurse.
+
+    The first time a node is written, its ancestors not written yet go first, oldest
+    first, each finding its parents already written; pickle's own recursion would go
+    one level deeper per ancestor. Their feedback, which points at later nodes, is
+    restored with the node rather than with them, so nothing written before the node
+    refers to it. ``feedback=False`` leaves feedback out altogether.
+    """
+
+    def __init__(self, make: Any = _node, *, feedback: bool = True, stop: Mapping[int, Any] | None = None) -> None:
+        self.make = make
+        self.feedback = feedback
+        self.stop = stop or {}  # ids of nodes written as references: not walked
+        self.seen: set[int] = set()
+        self.deferred: set[int] = set()
+
+    def reduce(self, obj: Node) -> tuple:
+        earlier: list[Node] = []
+        if id(obj) not in self.seen:
+            self.seen.add(id(obj))
+            stack = list(obj._parents)
+            while stack:
+                node = stack.pop()
+                if id(node) not in self.seen and id(node) not in self.stop:
+                    self.seen.add(id(node))
+                    earlier.append(node)
+                    stack.extend(node._parents)
+            earlier.sort(key=_serial_of)
+            self.deferred.update(map(id, earlier))
+        state = obj.__getstate__()
+        attrs, slots = state if isinstance(state, tuple) else (state, None)
+        slots = dict(slots or {})
+        feedback = slots.pop("_feedback", None)
+        if not self.feedback or id(obj) in self.deferred:
+            feedback = None
+        deferred = tuple((n, n._feedback) for n in earlier if n._feedback) if self.feedback else ()
+        args = (type(obj), earlier) if earlier else (type(obj),)
+        return self.make, args, (attrs, slots, feedback, deferred), None, None, _restore
 
 
 @functools.cache
@@ -71,11 +130,14 @@ def _pickler_classes() -> tuple[type, type, type]:
     base = cloudpickle().Pickler
 
     class RulePickler(base):  # type: ignore[misc, valid-type]
-        def __init__(self, file: io.BytesIO) -> None:
+        def __init__(self, file: io.BytesIO, nodes: _NodeRules | None = None) -> None:
             super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.nodes = nodes or _NodeRules()
 
         def reducer_override(self, obj: Any) -> Any:
             cls = type(obj)
+            if isinstance(obj, Node):
+                return self.nodes.reduce(obj)
             factory = _LOCK_TYPES.get(cls)
             if factory is not None:
                 return factory, ()
@@ -88,10 +150,13 @@ def _pickler_classes() -> tuple[type, type, type]:
             return super().reducer_override(obj)
 
     class SendingPickler(RulePickler):
-        """Notes every object it writes, for the receiver to number in the same order."""
+        """Notes every object it writes, for the receiver to number in the same order.
+
+        Nodes go without their feedback: a worker runs the payload, it does not read it.
+        """
 
         def __init__(self, file: io.BytesIO) -> None:
-            super().__init__(file)
+            super().__init__(file, _NodeRules(feedback=False))
             self.shared: dict[int, Any] = {}
             self.noting = True
 
@@ -104,16 +169,11 @@ def _pickler_classes() -> tuple[type, type, type]:
         """Writes objects of the received payload as their numbers, nodes as received."""
 
         def __init__(self, file: io.BytesIO, index: dict[int, int]) -> None:
-            super().__init__(file)
+            super().__init__(file, _NodeRules(_received, stop=index))
             self.index = index
 
         def persistent_id(self, obj: Any) -> int | None:
             return self.index.get(id(obj))
-
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, Node):
-                return _received, (type(obj),), obj.__getstate__()
-            return super().reducer_override(obj)
 
     return RulePickler, SendingPickler, ReplyPickler
 
@@ -217,7 +277,7 @@ class _ReplyUnpickler(pickle.Unpickler):
             return self._received
         return super().find_class(module, name)
 
-    def _received(self, cls: type[Node]) -> Node:
+    def _received(self, cls: type[Node], earlier: list[Node] | None = None) -> Node:
         node = cls.__new__(cls)
         self.nodes.append(node)
         return node
