@@ -10,6 +10,11 @@ from typing import Any
 from tracegrad.train.data import Example
 from tracegrad.train.guides import Score
 
+#: Dollars are kept to this many decimals: a spend found as the difference of two
+#: running float totals is then the same whatever the totals were (a resumed run's
+#: ledgers start again from zero).
+COST_DIGITS = 10
+
 
 @dataclass(frozen=True)
 class Spend:
@@ -24,6 +29,9 @@ class Spend:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cost_usd", round(float(self.cost_usd), COST_DIGITS))
 
     def __add__(self, other: Spend) -> Spend:
         return Spend(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
