@@ -1,10 +1,18 @@
 """The trace engine: nodes, recording context, traced operators, backward and queries.
 
-Pure Python: nothing here knows about LLMs or JAX.
+Pure Python: nothing here knows about LLMs or JAX. The layers above use the names
+exported here (and ``containers.children``), not the nodes' private slots. Modules, each
+importing only ones listed before it: ``context`` (per-context state), ``containers``
+(which containers are looked into), ``backward`` (walks over parents and feedback),
+``kind`` (the interface of parameter kinds), ``operators`` (the operators and ``Node``'s
+base class that declares them), ``node`` (node types and the recording of operations),
+``recording`` (``apply``), ``query`` (subgraphs, the naming scheme, networkx).
 """
 
-from tracegrad.trace import operators as _operators  # noqa: F401  (installs the traced operators)
+# The module first: the name ``recording`` of this package is the context manager.
+from tracegrad.trace import recording as _recording_module  # noqa: F401
 from tracegrad.trace.backward import ancestors
+from tracegrad.trace.containers import children
 from tracegrad.trace.context import (
     Recording,
     current_reads,
@@ -23,10 +31,10 @@ from tracegrad.trace.node import (
     ParameterNode,
     assign,
     iter_nodes,
+    serial_mark,
 )
-from tracegrad.trace.operators import apply
 from tracegrad.trace.query import Subgraph, call_expression, node_type, subgraph, to_networkx, unique_names
-from tracegrad.trace.recording import call_traced, record, record_error, resolve
+from tracegrad.trace.recording import apply, call_traced, record, record_error, resolve, unique_nodes
 
 __all__ = [
     "ErrorNode",
@@ -42,6 +50,7 @@ __all__ = [
     "assign",
     "call_expression",
     "call_traced",
+    "children",
     "current_reads",
     "is_tracing",
     "iter_nodes",
@@ -52,8 +61,10 @@ __all__ = [
     "recording",
     "resolve",
     "running_bundle",
+    "serial_mark",
     "subgraph",
     "to_networkx",
     "tracing",
     "unique_names",
+    "unique_nodes",
 ]

@@ -4,14 +4,25 @@ Feedback is not transformed on the way (that is the optimizer's job, with the wh
 subgraph in view). Each parameter upstream of the output records ``Feedback(output,
 value)``; the subgraph that connects it to that output is extracted later, on demand,
 by ``tracegrad.trace.query``.
+
+The walks read only the nodes' ``_parents`` and ``_feedback`` slots, so this module
+needs nothing of ``tracegrad.trace.node``, which uses it for ``Node.backward``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tracegrad.trace.node import Feedback, Node, ParameterNode
+if TYPE_CHECKING:
+    from tracegrad.trace.node import Node
+
+
+class Feedback(NamedTuple):
+    """One piece of feedback: the output it was given to, and what was said."""
+
+    output: Node
+    value: Any
 
 
 def ancestors(outputs: Iterable[Node]) -> Iterator[Node]:
@@ -27,13 +38,12 @@ def ancestors(outputs: Iterable[Node]) -> Iterator[Node]:
                 stack.append(parent)
 
 
-def propagate(output: Node, value: Any) -> Feedback:
-    """Record ``value`` as feedback on ``output`` and on every parameter upstream."""
-    if isinstance(value, Node):
-        value = value._data
+def propagate(output: Node, value: Any, keepers: type) -> Feedback:
+    """Record ``value`` as feedback on ``output`` and on every instance of ``keepers``
+    (the parameter class) upstream of it."""
     entry = Feedback(output, value)
     for node in ancestors((output,)):
-        if node is output or isinstance(node, ParameterNode):
+        if node is output or isinstance(node, keepers):
             if node._feedback is None:
                 node._feedback = [entry]
             else:

@@ -75,16 +75,20 @@ def find(obj: Any, cls: type[T]) -> list[T]:
     """The distinct instances of ``cls`` inside ``obj`` (or ``obj`` itself), in order of
     first appearance; instances of ``cls`` are not looked into."""
     found: dict[int, T] = {}
-    _find(obj, cls, found, set())
+    _find(obj, cls, found, None)
     return list(found.values())
 
 
-def _find(obj: Any, cls: type, found: dict[int, Any], seen: set[int]) -> None:
+def _find(obj: Any, cls: type, found: dict[int, Any], seen: set[int] | None) -> None:
     if isinstance(obj, cls):
         found.setdefault(id(obj), obj)
         return
     items = _values(obj)
-    if items is None or id(obj) in seen:
+    if items is None:
+        return
+    if seen is None:  # made on the first container: most calls look into one tuple only
+        seen = set()
+    elif id(obj) in seen:
         return
     seen.add(id(obj))
     for item in items:
@@ -103,54 +107,82 @@ def replace(obj: Any, cls: type[T], fn: Callable[[T], Any]) -> Any:
     none is returned as the same object, not a copy, so changes a function makes to it
     in place reach the caller.
     """
-    return _replace(obj, cls, fn, set())
+    return _replace(obj, cls, fn, None)
 
 
-def _replace(obj: Any, cls: type, fn: Callable[[Any], Any], active: set[int]) -> Any:
+def _replace(obj: Any, cls: type, fn: Callable[[Any], Any], active: set[int] | None) -> Any:
     if isinstance(obj, cls):
         return fn(obj)
     t = type(obj)
-    if t in _ATOMS or id(obj) in active:  # a leaf, or a container already being rebuilt
+    if t in _ATOMS:
         return obj
-    if t is tuple or t is list or isinstance(obj, _SEQUENCES):
-        active.add(id(obj))
-        items = [_replace(x, cls, fn, active) for x in obj]
+    if t is tuple:  # immutable: cannot hold itself but through a mutable container
+        items = _replace_items(obj, cls, fn, active)
+        return obj if items is None else tuple(items)
+    if not (isinstance(obj, (*_SEQUENCES, dict)) or _is_dataclass_instance(obj)):
+        return obj
+    if active is None:  # the containers being rebuilt on the current path
+        active = set()
+    elif id(obj) in active:  # a container that holds itself: left as it is inside
+        return obj
+    active.add(id(obj))
+    try:
+        if isinstance(obj, dict):
+            return _replace_dict(obj, cls, fn, active)
+        if isinstance(obj, _SEQUENCES):
+            items = _replace_items(obj, cls, fn, active)
+            return obj if items is None else _rebuild_sequence(obj, items)
+        return _replace_fields(obj, cls, fn, active)
+    finally:
         active.discard(id(obj))
-        if all(new is old for new, old in zip(items, obj, strict=True)):
-            return obj
-        return _rebuild_sequence(obj, items)
-    if isinstance(obj, dict):
-        active.add(id(obj))
-        changed = {}
-        for key, value in obj.items():
-            new = _replace(value, cls, fn, active)
-            if new is not value:
-                changed[key] = new
-        active.discard(id(obj))
-        if not changed:
-            return obj
-        if t is dict:
-            return {k: changed.get(k, v) for k, v in obj.items()}
-        rebuilt = copy.copy(obj)  # keeps the type, order and e.g. a default factory
-        for key, value in changed.items():
-            rebuilt[key] = value
-        return rebuilt
-    if _is_dataclass_instance(obj):
-        active.add(id(obj))
-        changed = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            new = _replace(value, cls, fn, active)
-            if new is not value:
-                changed[f.name] = new
-        active.discard(id(obj))
-        if not changed:
-            return obj
-        rebuilt = copy.copy(obj)
-        for name, value in changed.items():
-            object.__setattr__(rebuilt, name, value)  # frozen dataclasses too
-        return rebuilt
-    return obj
+
+
+def _replace_items(obj: Iterable[Any], cls: type, fn: Callable[[Any], Any], active: set[int] | None) -> list | None:
+    """The items of a sequence with replacements, or None when nothing was replaced."""
+    items = None
+    for i, item in enumerate(obj):
+        if isinstance(item, cls):
+            new = fn(item)
+        elif type(item) in _ATOMS:
+            continue
+        else:
+            new = _replace(item, cls, fn, active)
+            if new is item:
+                continue
+        if items is None:
+            items = list(obj)
+        items[i] = new
+    return items
+
+
+def _replace_dict(obj: dict, cls: type, fn: Callable[[Any], Any], active: set[int]) -> dict:
+    changed = {}
+    for key, value in obj.items():
+        new = _replace(value, cls, fn, active)
+        if new is not value:
+            changed[key] = new
+    if not changed:
+        return obj
+    if type(obj) is dict:
+        return {k: changed.get(k, v) for k, v in obj.items()}
+    rebuilt = copy.copy(obj)  # keeps the type, the order and e.g. a default factory
+    rebuilt.update(changed)
+    return rebuilt
+
+
+def _replace_fields(obj: Any, cls: type, fn: Callable[[Any], Any], active: set[int]) -> Any:
+    changed = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        new = _replace(value, cls, fn, active)
+        if new is not value:
+            changed[f.name] = new
+    if not changed:
+        return obj
+    rebuilt = copy.copy(obj)
+    for name, value in changed.items():
+        object.__setattr__(rebuilt, name, value)  # frozen dataclasses too
+    return rebuilt
 
 
 def _rebuild_sequence(obj: Any, items: list[Any]) -> Any:

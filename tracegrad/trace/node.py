@@ -1,93 +1,149 @@
-"""Node types of the trace: values, parameters, operation results and errors.
+"""Node types of the trace (values, parameters, operation results, errors) and the
+recording of operations, the one place operation and error nodes are made.
 
 Every node holds a Python value (``data``) and a serial number drawn from a process
 counter (not a registry: nothing is kept alive by it). Serials grow with creation
 time, and a node's parents always exist before it does, so sorting by serial is a
 topological order of any graph.
+
+``record`` and ``record_error`` build the node of a call that ran (or failed) and add
+it to the open ``recording()`` blocks; when tracing is off they make a parentless node
+instead, and inside a bundled function they report the call's inputs as reads of the
+enclosing call. ``call_traced`` runs an operator on the values of its arguments and
+records the call. They live beside the node types because ``Node``'s operators (its
+base class ``NodeOperators``) call them and they make ``OperationNode``s.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator as _operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+import traceback as _traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
-from tracegrad.errors import InvalidValueError
-from tracegrad.trace.containers import find
-from tracegrad.trace.context import READS
+from tracegrad.errors import ExecutionError, InvalidValueError
+from tracegrad.trace.backward import Feedback, clear_upstream, propagate
+from tracegrad.trace.containers import find, replace
+from tracegrad.trace.context import READS, RECORDINGS, TRACING
+from tracegrad.trace.kind import Kind
+from tracegrad.trace.operators import NodeOperators, Operator
 
 _serials = itertools.count()
 
 
-class Feedback(NamedTuple):
-    """One piece of feedback: the output it was given to, and what was said."""
-
-    output: Node
-    value: Any
+def serial_mark() -> int:
+    """A number above the serial of every node made so far and below every later one's."""
+    return next(_serials)
 
 
-class Kind(Protocol):
-    """What a parameter's kind must provide (see ``tracegrad.nodes.kinds``)."""
-
-    name: str
-
-    def validate(self, value: Any) -> Any: ...
-
-    def describe(self) -> str: ...
+# -- recording --------------------------------------------------------------------------
 
 
-class Operator:
-    """A traced operation: the function that ran, its name, and how to show a call.
+def record(op: Operator, args: tuple, kwargs: dict | None, parents: tuple[Node, ...], value: Any) -> Node:
+    """Make the node for a finished operation (a parentless one when not tracing)."""
+    if not TRACING.get():
+        reads = READS.get()
+        if reads is not None:  # inside a bundled function: the inputs are its dependencies
+            reads.extend(parents)
+        return Node(value)
+    # Filled in place rather than through __init__ or a shared helper: this is the hot
+    # path of every traced operator, and each call saved is a measurable share of it.
+    node = OperationNode.__new__(OperationNode)
+    node._data = value
+    node._serial = next(_serials)
+    node._name = None
+    node._description = None
+    node._feedback = None
+    node._op = op
+    node._args = args
+    node._kwargs = kwargs
+    node._parents = parents
+    recordings = RECORDINGS.get()
+    if recordings:
+        for rec in recordings:
+            rec.nodes.append(node)
+    return node
 
-    ``template`` formats a call from argument expressions, e.g. ``"{0} + {1}"``;
-    without one a call is shown as ``name(arg, ...)``.
+
+def record_error(
+    op: Operator, args: tuple, kwargs: dict | None, parents: tuple[Node, ...], exc: BaseException
+) -> ExecutionError:
+    """Make the error node for a failed operation and the error that carries it."""
+    tracing = TRACING.get()
+    node = ErrorNode.__new__(ErrorNode)
+    node._data = exc
+    node._serial = next(_serials)
+    node._name = node._description = node._feedback = None
+    node._op, node._args, node._kwargs = op, args, kwargs
+    node._parents = parents if tracing else ()
+    node._traceback = "".join(_traceback.format_exception(exc)).rstrip()
+    if tracing:
+        for rec in RECORDINGS.get():
+            rec.nodes.append(node)
+    else:
+        reads = READS.get()
+        if reads is not None:
+            reads.extend(parents)
+    return ExecutionError(node)
+
+
+def call_traced(op: Operator, args: tuple, kwargs: dict | None = None) -> Node:
+    """Run ``op`` on the values of ``args``/``kwargs`` and record the call.
+
+    An exception becomes an error node, raised as ``ExecutionError``.
     """
-
-    __slots__ = ("name", "fn", "description", "template", "argnames", "source")
-
-    def __init__(
-        self,
-        name: str,
-        fn: Callable[..., Any],
-        description: str = "",
-        *,
-        template: str | None = None,
-        argnames: Sequence[str] | None = None,
-        source: Any = None,
-    ) -> None:
-        self.name = name
-        self.fn = fn
-        self.description = description
-        self.template = template
-        self.argnames = tuple(argnames) if argnames is not None else None
-        self.source = source  # the object that made this operator (e.g. a bundle)
-
-    def named_arguments(self, args: tuple, kwargs: dict | None) -> dict[str, Any]:
-        """Map a recorded call's arguments to names (positional ones by argnames)."""
-        names = self.argnames or ()
-        named = {(names[i] if i < len(names) else f"arg{i}"): a for i, a in enumerate(args)}
-        if kwargs:
-            named.update(kwargs)
-        return named
-
-    def format_call(self, arg_exprs: Sequence[str], kwarg_exprs: dict[str, str]) -> str:
-        """Render a call from already rendered argument expressions."""
-        if self.template is not None and not kwarg_exprs:
-            return self.template.format(*arg_exprs)
-        parts = [*arg_exprs, *(f"{k}={v}" for k, v in kwarg_exprs.items())]
-        return f"{self.name}({', '.join(parts)})"
-
-    def __repr__(self) -> str:
-        return f"Operator({self.name!r})"
+    parents = unique_nodes((args, kwargs)) if kwargs else unique_nodes(args)
+    try:
+        if parents:
+            value = op.fn(*resolve(args), **(resolve(kwargs) if kwargs else {}))
+        else:  # nothing to unwrap
+            value = op.fn(*args, **(kwargs or {}))
+    except Exception as exc:
+        raise record_error(op, args, kwargs, parents, exc) from exc
+    if isinstance(value, Node):  # e.g. calling a node that holds a bundled function
+        if value._parents or isinstance(value, ParameterNode):
+            parents = (*parents, value) if all(p is not value for p in parents) else parents
+        value = value._data
+    return record(op, args, kwargs, parents, value)
 
 
-class Node:
-    """A traced value. Operations on it are recorded; ``data`` is the plain value."""
+def iter_nodes(obj: Any) -> Iterator[Node]:
+    """Every node inside ``obj``, each once (the rule is in ``tracegrad.trace.containers``)."""
+    return iter(find(obj, Node))
+
+
+def unique_nodes(obj: Any) -> tuple[Node, ...]:
+    """The distinct nodes inside ``obj`` in order of first appearance."""
+    return tuple(find(obj, Node))
+
+
+def resolve(obj: Any, lookup: Callable[[Node], Any] | None = None) -> Any:
+    """``obj`` with every node inside replaced by its value (or by ``lookup(node)``);
+    a container holding no node is returned as the same object."""
+    return replace(obj, Node, _value if lookup is None else lookup)
+
+
+def _value(node: Node) -> Any:
+    return node._data
+
+
+# -- node types -------------------------------------------------------------------------
+
+
+class Node(NodeOperators):
+    """A traced value. Operations on it are recorded; ``data`` is the plain value.
+
+    The operators (``+``, ``==``, ``[]``, calls, ``.format()`` ...) are declared by the
+    base class, ``tracegrad.trace.operators.NodeOperators``, with the rules.
+    """
 
     __slots__ = ("_data", "_serial", "_name", "_description", "_feedback", "__weakref__")
 
     _parents: tuple[Node, ...] = ()
+    # What the traced operators of NodeOperators record their calls with.
+    _record = staticmethod(record)
+    _record_error = staticmethod(record_error)
+    _call_traced = staticmethod(call_traced)
 
     def __init__(self, value: Any, *, name: str | None = None, description: str | None = None) -> None:
         if isinstance(value, Node):
@@ -98,7 +154,7 @@ class Node:
         self._description = description
         self._feedback: list[Feedback] | None = None
 
-    # -- identity -----------------------------------------------------------------
+    # -- value and identity -------------------------------------------------------------
     @property
     def data(self) -> Any:
         """The plain Python value (reading it inside a bundle records the dependency)."""
@@ -120,9 +176,9 @@ class Node:
     @name.setter
     def name(self, name: str) -> None:
         if not isinstance(name, str):
-            raise TypeError(f"a node's name must be a str, not {type(name).__name__}")
+            raise TypeError(f"a node's name must be a non-empty str, not {type(name).__name__}")
         if not name:
-            raise ValueError("a node's name must not be empty")
+            raise ValueError("a node's name must be a non-empty str, not ''")
         self._name = name
 
     @property
@@ -157,7 +213,7 @@ class Node:
     def trainable(self) -> bool:
         return False
 
-    # -- feedback -----------------------------------------------------------------
+    # -- feedback -----------------------------------------------------------------------
     @property
     def feedback(self) -> list[Feedback]:
         """Feedback given to this node, or (for parameters) that reached it."""
@@ -178,45 +234,11 @@ class Node:
         Feedback accumulates across outputs and calls until ``zero_feedback()``.
         Linear in the size of the graph.
         """
-        from tracegrad.trace.backward import propagate
-
-        propagate(self, feedback)
+        propagate(self, feedback._data if isinstance(feedback, Node) else feedback, ParameterNode)
 
     def zero_feedback(self) -> None:
         """Clear the feedback of this node and of every node upstream of it."""
-        from tracegrad.trace.backward import clear_upstream
-
         clear_upstream(self)
-
-    # -- Python protocol (plain values, not traced) --------------------------------
-    __hash__ = object.__hash__
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __contains__(self, item: Any) -> bool:
-        return (item._data if isinstance(item, Node) else item) in self.data
-
-    def __str__(self) -> str:
-        return str(self.data)
-
-    def __format__(self, spec: str) -> str:
-        return format(self.data, spec)
-
-    def __index__(self) -> int:
-        return _operator.index(self.data)
-
-    def __int__(self) -> int:
-        return int(self.data)
-
-    def __float__(self) -> float:
-        return float(self.data)
-
-    def __complex__(self) -> complex:
-        return complex(self.data)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}={_short_repr(self._data)})"
@@ -266,6 +288,26 @@ class ParameterNode(Node):
         return True
 
 
+def assign(updates: Mapping[ParameterNode, Any]) -> list[tuple[ParameterNode, Any, Any]]:
+    """Validate every new value with its parameter's kind, then assign them all.
+
+    All or nothing: on an invalid value nothing is assigned and ``InvalidValueError``
+    names the parameter. Returns ``(parameter, old value, new value)`` triples with the
+    validated new values.
+    """
+    staged = []
+    for param, value in updates.items():
+        try:
+            staged.append((param, param._kind.validate(value)))
+        except InvalidValueError as exc:
+            raise InvalidValueError(exc.reason, name=param.name) from None
+    done = []
+    for param, value in staged:
+        done.append((param, param._data, value))
+        param._data = value
+    return done
+
+
 class OperationNode(Node):
     """The result of a traced operation: knows its operator and its inputs by name."""
 
@@ -303,7 +345,7 @@ class OperationNode(Node):
     @property
     def captured(self) -> tuple[Node, ...]:
         """Nodes read through ``.data`` during the call rather than passed as arguments."""
-        passed = {id(n) for n in iter_nodes((self._args, self._kwargs))}
+        passed = {id(n) for n in find((self._args, self._kwargs), Node)}
         return tuple(p for p in self._parents if id(p) not in passed)
 
 
@@ -324,34 +366,12 @@ class ErrorNode(OperationNode):
         return f"error_{self._op.name}"
 
 
-# -- recording ------------------------------------------------------------------------
-
-
-def iter_nodes(obj: Any) -> Iterator[Node]:
-    """Every node inside ``obj``, each once (see ``tracegrad.trace.containers``)."""
-    return iter(find(obj, Node))
-
-
-def assign(updates: Mapping[ParameterNode, Any]) -> list[tuple[ParameterNode, Any, Any]]:
-    """Validate every new value with its parameter's kind, then assign them all.
-
-    All or nothing: on an invalid value nothing is assigned and ``InvalidValueError``
-    names the parameter. Returns ``(parameter, old value, new value)`` triples with the
-    validated new values.
-    """
-    staged = []
-    for param, value in updates.items():
-        try:
-            staged.append((param, param._kind.validate(value)))
-        except InvalidValueError as exc:
-            raise InvalidValueError(exc.reason, name=param.name) from None
-    done = []
-    for param, value in staged:
-        done.append((param, param._data, value))
-        param._data = value
-    return done
-
-
 def _short_repr(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = [
+    "ErrorNode", "Feedback", "Kind", "Node", "OperationNode", "Operator", "ParameterNode",
+    "assign", "call_traced", "iter_nodes", "record", "record_error", "resolve", "serial_mark", "unique_nodes",
+]  # fmt: skip

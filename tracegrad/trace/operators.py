@@ -14,22 +14,86 @@ Rules:
   reached through ``node.data``.
 * Iterating over a node holding a list, tuple, str or dict yields traced nodes (items, or
   keys for a dict).
+
+The operators are declared here, in the tables below and in ``NodeOperators``, the
+base class of ``Node``, which supplies the recording functions they call; so this
+module imports nothing of the rest of the engine. ``tracegrad.trace.apply`` records a
+call of any plain function.
 """
 
 from __future__ import annotations
 
 import math
 import operator as _op
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tracegrad.errors import ExecutionError
-from tracegrad.trace.node import Node, Operator
-from tracegrad.trace.recording import call_traced, record, record_error
 
-# -- binary and unary operators ----------------------------------------------------
 
-_BINARY: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
+class Operator:
+    """A traced operation: the function that ran, its name, and how to show a call.
+
+    ``template`` formats a call from argument expressions, e.g. ``"{0} + {1}"``;
+    without one a call is shown as ``name(arg, ...)``.
+    """
+
+    __slots__ = ("name", "fn", "description", "template", "argnames", "source")
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        description: str = "",
+        *,
+        template: str | None = None,
+        argnames: Sequence[str] | None = None,
+        source: Any = None,
+    ) -> None:
+        self.name = name
+        self.fn = fn
+        self.description = description
+        self.template = template
+        self.argnames = tuple(argnames) if argnames is not None else None
+        self.source = source  # the object that made this operator (e.g. a bundle)
+
+    def named_arguments(self, args: tuple, kwargs: dict | None) -> dict[str, Any]:
+        """Map a recorded call's arguments to names (positional ones by argnames)."""
+        names = self.argnames or ()
+        named = {(names[i] if i < len(names) else f"arg{i}"): a for i, a in enumerate(args)}
+        if kwargs:
+            named.update(kwargs)
+        return named
+
+    def format_call(self, arg_exprs: Sequence[str], kwarg_exprs: dict[str, str]) -> str:
+        """Render a call from already rendered argument expressions."""
+        if self.template is not None and not kwarg_exprs:
+            return self.template.format(*arg_exprs)
+        parts = [*arg_exprs, *(f"{k}={v}" for k, v in kwarg_exprs.items())]
+        return f"{self.name}({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return f"Operator({self.name!r})"
+
+
+class MethodOperator(Operator):
+    """Shows a method call as ``receiver.name(args)``."""
+
+    __slots__ = ()
+
+    def format_call(self, arg_exprs: Any, kwarg_exprs: dict[str, str]) -> str:
+        receiver, *rest = arg_exprs
+        parts = [*rest, *(f"{k}={v}" for k, v in kwarg_exprs.items())]
+        return f"{receiver}.{self.name}({', '.join(parts)})"
+
+
+# -- the operators -------------------------------------------------------------------
+
+Record = Callable[[Operator, tuple, "dict | None", tuple, Any], Any]
+RecordError = Callable[[Operator, tuple, "dict | None", tuple, BaseException], ExecutionError]
+CallTraced = Callable[[Operator, tuple, "dict | None"], Any]
+
+BINARY: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
     "add": (_op.add, "+"),
     "sub": (_op.sub, "-"),
     "mul": (_op.mul, "*"),
@@ -45,7 +109,7 @@ _BINARY: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
     "rshift": (_op.rshift, ">>"),
     "divmod": (divmod, "divmod"),
 }
-_COMPARE: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
+COMPARE: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
     "lt": (_op.lt, "<"),
     "le": (_op.le, "<="),
     "gt": (_op.gt, ">"),
@@ -53,7 +117,7 @@ _COMPARE: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
     "eq": (_op.eq, "=="),
     "ne": (_op.ne, "!="),
 }
-_UNARY: dict[str, tuple[Callable[[Any], Any], str]] = {
+UNARY: dict[str, tuple[Callable[[Any], Any], str]] = {
     "neg": (_op.neg, "-{0}"),
     "pos": (_op.pos, "+{0}"),
     "abs": (abs, "abs({0})"),
@@ -62,145 +126,6 @@ _UNARY: dict[str, tuple[Callable[[Any], Any], str]] = {
     "floor": (math.floor, "math.floor({0})"),
     "ceil": (math.ceil, "math.ceil({0})"),
 }
-
-OPERATORS: dict[str, Operator] = {}
-
-
-def _operator(name: str, fn: Callable[..., Any], template: str, argnames: tuple[str, ...]) -> Operator:
-    op = Operator(name, fn, f"[{name}] {template.format(*argnames)}", template=template, argnames=argnames)
-    OPERATORS[name] = op
-    return op
-
-
-def _binary_method(op: Operator) -> Callable[[Node, Any], Node]:
-    fn = op.fn
-
-    def method(self: Node, other: Any) -> Node:
-        if isinstance(other, Node):
-            parents = (self,) if other is self else (self, other)
-            try:
-                value = fn(self._data, other._data)
-            except Exception as exc:
-                raise record_error(op, (self, other), None, parents, exc) from exc
-        else:
-            parents = (self,)
-            try:
-                value = fn(self._data, other)
-            except Exception as exc:
-                raise record_error(op, (self, other), None, parents, exc) from exc
-        return record(op, (self, other), None, parents, value)
-
-    return method
-
-
-def _reflected_method(op: Operator) -> Callable[[Node, Any], Node]:
-    fn = op.fn
-
-    def method(self: Node, other: Any) -> Node:
-        try:
-            value = fn(other, self._data)
-        except Exception as exc:
-            raise record_error(op, (other, self), None, (self,), exc) from exc
-        return record(op, (other, self), None, (self,), value)
-
-    return method
-
-
-def _unary_method(op: Operator) -> Callable[[Node], Node]:
-    fn = op.fn
-
-    def method(self: Node) -> Node:
-        try:
-            value = fn(self._data)
-        except Exception as exc:
-            raise record_error(op, (self,), None, (self,), exc) from exc
-        return record(op, (self,), None, (self,), value)
-
-    return method
-
-
-for _name, (_fn, _symbol) in _BINARY.items():
-    _template = f"{_symbol}({{0}}, {{1}})" if _symbol.isalpha() else f"{{0}} {_symbol} {{1}}"
-    _bin = _operator(_name, _fn, _template, ("a", "b"))
-    setattr(Node, f"__{_name}__", _binary_method(_bin))
-    setattr(Node, f"__r{_name}__", _reflected_method(_bin))
-for _name, (_fn, _symbol) in _COMPARE.items():
-    setattr(Node, f"__{_name}__", _binary_method(_operator(_name, _fn, f"{{0}} {_symbol} {{1}}", ("a", "b"))))
-for _name, (_fn, _template) in _UNARY.items():
-    setattr(Node, f"__{_name}__", _unary_method(_operator(_name, _fn, _template, ("x",))))
-Node.__hash__ = object.__hash__  # type: ignore[method-assign]  # __eq__ is traced; identity hashing
-
-
-# -- indexing, calling, attributes, length, iteration -------------------------------
-
-_GETITEM = _operator("getitem", _op.getitem, "{0}[{1}]", ("obj", "key"))
-_ROUND = _operator("round", round, "round({0}, {1})", ("x", "ndigits"))
-_GETATTR = _operator("getattr", getattr, "{0}.{1}", ("obj", "name"))
-_LEN = _operator("len", len, "len({0})", ("obj",))
-_CALL = Operator("call", lambda fn, *args, **kwargs: fn(*args, **kwargs), "[call] call a function value")
-_KEYS = _operator("keys", lambda d: list(d.keys()), "list({0}.keys())", ("obj",))
-_VALUES = _operator("values", lambda d: list(d.values()), "list({0}.values())", ("obj",))
-_ITEMS = _operator("items", lambda d: list(d.items()), "list({0}.items())", ("obj",))
-
-
-def _getitem(self: Node, key: Any) -> Node:
-    return call_traced(_GETITEM, (self, key))
-
-
-def _round(self: Node, ndigits: Any = None) -> Node:
-    return call_traced(_ROUND, (self, ndigits))
-
-
-def _call(self: Node, *args: Any, **kwargs: Any) -> Node:
-    return call_traced(_CALL, (self, *args), kwargs or None)
-
-
-def _getattr(self: Node, name: str) -> Node:
-    """The traced attribute ``name`` of the value."""
-    return call_traced(_GETATTR, (self, name))
-
-
-def _len(self: Node) -> Node:
-    """The traced length of the value (``len(node)`` gives a plain int)."""
-    return call_traced(_LEN, (self,))
-
-
-def _iter(self: Node) -> Iterator[Node]:
-    value = self.data
-    if isinstance(value, dict):
-        yield from _KEYS_METHOD(self)
-    elif isinstance(value, (list, tuple, str)):
-        for i in range(len(value)):
-            yield _getitem(self, i)
-    else:
-        raise TypeError(
-            f"cannot iterate over a traced {type(value).__name__}; iterate over node.data "
-            "(not recorded) or convert it to a list in a bundled function"
-        )
-
-
-def _simple(op: Operator) -> Callable[[Node], Node]:
-    def method(self: Node) -> Node:
-        return call_traced(op, (self,))
-
-    method.__doc__ = f"Traced ``{op.template.format('value') if op.template else op.name}``."
-    return method
-
-
-_KEYS_METHOD = _simple(_KEYS)
-Node.__getitem__ = _getitem  # type: ignore[attr-defined]
-Node.__round__ = _round  # type: ignore[attr-defined]
-Node.__call__ = _call  # type: ignore[attr-defined]
-Node.__iter__ = _iter  # type: ignore[attr-defined]
-Node.getattr = _getattr  # type: ignore[attr-defined]
-Node.len = _len  # type: ignore[attr-defined]
-Node.keys = _KEYS_METHOD  # type: ignore[attr-defined]
-Node.values = _simple(_VALUES)  # type: ignore[attr-defined]
-Node.items = _simple(_ITEMS)  # type: ignore[attr-defined]
-
-
-# -- common str / list / dict methods ---------------------------------------------
-
 METHOD_NAMES = (
     # str
     "format", "join", "split", "rsplit", "splitlines", "strip", "lstrip", "rstrip",
@@ -212,43 +137,199 @@ METHOD_NAMES = (
     "get",
 )  # fmt: skip
 
-
-class _MethodOperator(Operator):
-    """Shows a method call as ``receiver.name(args)``."""
-
-    __slots__ = ()
-
-    def format_call(self, arg_exprs: Any, kwarg_exprs: dict[str, str]) -> str:
-        receiver, *rest = arg_exprs
-        parts = [*rest, *(f"{k}={v}" for k, v in kwarg_exprs.items())]
-        return f"{receiver}.{self.name}({', '.join(parts)})"
+#: Every built-in operator by name (an optimizer's prompt need not explain these).
+OPERATORS: dict[str, Operator] = {}
 
 
-def _method(name: str) -> Callable[..., Node]:
-    op = _MethodOperator(
-        name,
-        lambda obj, *args, **kwargs: getattr(obj, name)(*args, **kwargs),
-        f"[{name}] calls the value's .{name}() method",
+def _operator(name: str, fn: Callable[..., Any], template: str, argnames: tuple[str, ...]) -> Operator:
+    op = Operator(name, fn, f"[{name}] {template.format(*argnames)}", template=template, argnames=argnames)
+    OPERATORS[name] = op
+    return op
+
+
+for _name, (_fn, _symbol) in BINARY.items():
+    _template = f"{_symbol}({{0}}, {{1}})" if _symbol.isalpha() else f"{{0}} {_symbol} {{1}}"
+    _operator(_name, _fn, _template, ("a", "b"))
+for _name, (_fn, _symbol) in COMPARE.items():
+    _operator(_name, _fn, f"{{0}} {_symbol} {{1}}", ("a", "b"))
+for _name, (_fn, _template) in UNARY.items():
+    _operator(_name, _fn, _template, ("x",))
+_GETITEM = _operator("getitem", _op.getitem, "{0}[{1}]", ("obj", "key"))
+_ROUND = _operator("round", round, "round({0}, {1})", ("x", "ndigits"))
+_GETATTR = _operator("getattr", getattr, "{0}.{1}", ("obj", "name"))
+_LEN = _operator("len", len, "len({0})", ("obj",))
+_KEYS = _operator("keys", lambda d: list(d.keys()), "list({0}.keys())", ("obj",))
+_VALUES = _operator("values", lambda d: list(d.values()), "list({0}.values())", ("obj",))
+_ITEMS = _operator("items", lambda d: list(d.items()), "list({0}.items())", ("obj",))
+_CALL = Operator("call", lambda fn, *args, **kwargs: fn(*args, **kwargs), "[call] call a function value")
+for _name in METHOD_NAMES:
+    OPERATORS[_name] = MethodOperator(
+        _name,
+        lambda obj, *args, _method=_name, **kwargs: getattr(obj, _method)(*args, **kwargs),
+        f"[{_name}] calls the value's .{_name}() method",
         argnames=("self",),
     )
 
-    def method(self: Node, *args: Any, **kwargs: Any) -> Node:
-        return call_traced(op, (self, *args), kwargs or None)
 
-    method.__name__ = name
-    method.__doc__ = f"Traced ``value.{name}(...)``."
-    OPERATORS[name] = op
+# -- the mixin --------------------------------------------------------------------
+
+
+def _binary(op: Operator) -> Callable[[NodeOperators, Any], Any]:
+    fn = op.fn
+
+    def method(self: NodeOperators, other: Any) -> Any:
+        if isinstance(other, NodeOperators):
+            parents = (self,) if other is self else (self, other)
+            try:
+                value = fn(self._data, other._data)
+            except Exception as exc:
+                raise self._record_error(op, (self, other), None, parents, exc) from exc
+        else:
+            parents = (self,)
+            try:
+                value = fn(self._data, other)
+            except Exception as exc:
+                raise self._record_error(op, (self, other), None, parents, exc) from exc
+        return self._record(op, (self, other), None, parents, value)
+
+    method.__doc__ = f"Traced ``{op.template.format('self', 'other')}``."  # type: ignore[union-attr]
     return method
 
 
-for _name in METHOD_NAMES:
-    setattr(Node, _name, _method(_name))
+def _reflected(op: Operator) -> Callable[[NodeOperators, Any], Any]:
+    fn = op.fn
+
+    def method(self: NodeOperators, other: Any) -> Any:
+        try:
+            value = fn(other, self._data)
+        except Exception as exc:
+            raise self._record_error(op, (other, self), None, (self,), exc) from exc
+        return self._record(op, (other, self), None, (self,), value)
+
+    method.__doc__ = f"Traced ``{op.template.format('other', 'self')}``."  # type: ignore[union-attr]
+    return method
 
 
-def apply(fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Node:
-    """Call a plain function on nodes (or values) and record the call as one operation."""
-    op = Operator(name or getattr(fn, "__name__", "apply"), fn, (fn.__doc__ or "").strip())
-    return call_traced(op, args, kwargs or None)
+def _unary(op: Operator) -> Callable[[NodeOperators], Any]:
+    fn = op.fn
+
+    def method(self: NodeOperators) -> Any:
+        try:
+            value = fn(self._data)
+        except Exception as exc:
+            raise self._record_error(op, (self,), None, (self,), exc) from exc
+        return self._record(op, (self,), None, (self,), value)
+
+    method.__doc__ = f"Traced ``{op.template.format('self')}``."  # type: ignore[union-attr]
+    return method
 
 
-__all__ = ["OPERATORS", "METHOD_NAMES", "apply", "ExecutionError"]
+def _called(op: Operator) -> Callable[..., Any]:
+    def method(self: NodeOperators, *args: Any, **kwargs: Any) -> Any:
+        return self._call_traced(op, (self, *args), kwargs or None)
+
+    method.__name__ = op.name
+    method.__doc__ = f"Traced ``value.{op.name}(...)``."
+    return method
+
+
+def _simple(op: Operator) -> Callable[[NodeOperators], Any]:
+    def method(self: NodeOperators) -> Any:
+        return self._call_traced(op, (self,), None)
+
+    method.__doc__ = f"Traced ``{op.template.format('value') if op.template else op.name}``."
+    return method
+
+
+class NodeOperators:
+    """The operators of a node (the rules are in this module's docstring).
+
+    ``Node`` names this class as its base and supplies what the operators use: the
+    recording functions ``_record``, ``_record_error`` and ``_call_traced`` (defined
+    in ``tracegrad.trace.node``), and the value, ``_data`` (``data`` records a read).
+    """
+
+    __slots__ = ()
+    _data: Any
+    data: Any
+    _record: Record
+    _record_error: RecordError
+    _call_traced: CallTraced
+
+    # Traced: one method per row of the tables above, e.g. __add__, __radd__, __lt__.
+    for _name in BINARY:
+        vars()[f"__{_name}__"] = _binary(OPERATORS[_name])
+        vars()[f"__r{_name}__"] = _reflected(OPERATORS[_name])
+    for _name in COMPARE:
+        vars()[f"__{_name}__"] = _binary(OPERATORS[_name])
+    for _name in UNARY:
+        vars()[f"__{_name}__"] = _unary(OPERATORS[_name])
+    for _name in METHOD_NAMES:
+        vars()[_name] = _called(OPERATORS[_name])
+    del _name
+    __hash__ = object.__hash__  # == is traced; nodes hash by identity
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._call_traced(_GETITEM, (self, key), None)
+
+    def __round__(self, ndigits: Any = None) -> Any:
+        return self._call_traced(_ROUND, (self, ndigits), None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call_traced(_CALL, (self, *args), kwargs or None)
+
+    def getattr(self, name: str) -> Any:
+        """The traced attribute ``name`` of the value."""
+        return self._call_traced(_GETATTR, (self, name), None)
+
+    def len(self) -> Any:
+        """The traced length of the value (``len(node)`` gives a plain int)."""
+        return self._call_traced(_LEN, (self,), None)
+
+    keys = _simple(_KEYS)
+    values = _simple(_VALUES)
+    items = _simple(_ITEMS)
+
+    def __iter__(self) -> Iterator[Any]:
+        value = self.data
+        if isinstance(value, dict):
+            yield from self.keys()
+        elif isinstance(value, (list, tuple, str)):
+            for i in range(len(value)):
+                yield self[i]
+        else:
+            raise TypeError(
+                f"cannot iterate over a traced {type(value).__name__}; iterate over node.data "
+                "(not recorded) or convert it to a list in a bundled function"
+            )
+
+    # Plain values where Python requires them (not traced).
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __contains__(self, item: Any) -> bool:
+        return (item._data if isinstance(item, NodeOperators) else item) in self.data
+
+    def __str__(self) -> str:
+        return str(self.data)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.data, spec)
+
+    def __index__(self) -> int:
+        return _op.index(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __complex__(self) -> complex:
+        return complex(self.data)
+
+
+__all__ = ["METHOD_NAMES", "OPERATORS", "MethodOperator", "NodeOperators", "Operator"]
