@@ -12,15 +12,14 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tracegrad.errors import ExecutionError
 from tracegrad.nodes.code import compile_function, forget_source, function_source, live_namespace
 from tracegrad.nodes.kinds import Code
-from tracegrad.trace.context import READS, TRACING
-from tracegrad.trace.node import Node, Operator, ParameterNode, _serials
+from tracegrad.trace.context import current_reads, running_bundle
+from tracegrad.trace.node import Node, Operator, ParameterNode, serial_mark
 from tracegrad.trace.recording import record, record_error, resolve, unique_nodes
 
 P = ParamSpec("P")
@@ -94,7 +93,7 @@ class Bundle(Generic[P, R]):
             return self.parameter
         params = store.setdefault(_INSTANCE_KEY, {})
         if self.name not in params:
-            params[self.name] = self._new_code_parameter(self.parameter._data)
+            params[self.name] = self._new_code_parameter(self.parameter.value)
         return params[self.name]
 
     def _operator_for(self, code: ParameterNode | None) -> BundleOperator | BaseException:
@@ -133,9 +132,9 @@ class Bundle(Generic[P, R]):
             outer_reads.extend(parents)
             return op.fn(*resolve(args), **resolve(kwargs))
         reads: list[Node] = []
-        first_serial = next(_serials)
+        first_serial = serial_mark()
         try:
-            with _running(reads):
+            with running_bundle(reads):
                 value = op.fn(*resolve(args), **resolve(kwargs))
         except Exception as exc:
             raise _failed(op, args, kwargs, _merge(parents, reads), exc) from exc
@@ -147,16 +146,16 @@ class Bundle(Generic[P, R]):
             outer_reads.extend(parents)
             return await op.fn(*resolve(args), **resolve(kwargs))
         reads: list[Node] = []
-        first_serial = next(_serials)
+        first_serial = serial_mark()
         try:
-            with _running(reads):
+            with running_bundle(reads):
                 value = await op.fn(*resolve(args), **resolve(kwargs))
         except Exception as exc:
             raise _failed(op, args, kwargs, _merge(parents, reads), exc) from exc
         return self._finish(op, args, kwargs, parents, reads, value, first_serial)
 
     def _prepare(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> tuple[list | None, Any, tuple]:
-        outer_reads = READS.get()
+        outer_reads = current_reads()
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -176,9 +175,9 @@ class Bundle(Generic[P, R]):
         self, op: Operator, args: tuple, kwargs: dict, parents: tuple, reads: list, value: Any, first_serial: int
     ) -> Node:
         if isinstance(value, Node):
-            if value._serial < first_serial:  # a node that existed before the call: an input
+            if value.serial < first_serial:  # a node that existed before the call: an input
                 reads.append(value)
-            value = value._data
+            value = value.value
         return record(op, args, kwargs or None, _merge(parents, reads), value)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -211,18 +210,6 @@ class BoundBundle:
 
     def __repr__(self) -> str:
         return f"<bound {self.bundle!r} of {type(self.instance).__name__}>"
-
-
-@contextmanager
-def _running(reads: list[Node]) -> Iterator[None]:
-    """While a bundled function runs: collect node reads, record no operations."""
-    reads_token = READS.set(reads)
-    tracing_token = TRACING.set(False)
-    try:
-        yield
-    finally:
-        TRACING.reset(tracing_token)
-        READS.reset(reads_token)
 
 
 def _failed(op: Operator, args: tuple, kwargs: dict, parents: tuple[Node, ...], exc: Exception) -> ExecutionError:
