@@ -17,7 +17,6 @@ def values(node):
     return [f.value for f in node.feedback]
 
 
-
 # -- trainable code -----------------------------------------------------------------------------------
 
 

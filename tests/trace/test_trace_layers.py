@@ -12,6 +12,7 @@ ROOT = Path(tg.__file__).parent
 ENGINE = ("__init__", "backward", "containers", "context", "kind", "node", "operators", "query", "recording")
 CHECKED = [
     *(ROOT / "trace" / f"{name}.py" for name in ENGINE),
+    *(ROOT / "nodes" / f"{name}.py" for name in ("bundle", "code", "kinds", "array", "factory")),
 ]
 
 

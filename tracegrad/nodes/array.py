@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
 from tracegrad.errors import InvalidValueError
-from tracegrad.nodes.kinds import _FROZEN, Kind, _bounds, _check_bounds_order
+from tracegrad.trace.kind import Kind, check_bounds, describe_bounds
+
+_FROZEN = ConfigDict(frozen=True, arbitrary_types_allowed=True)  # as the kinds in kinds.py
 
 
 def _family(dtype: Any) -> str:
@@ -57,7 +60,7 @@ class Array(Kind):
     name: ClassVar[str] = "array"
 
     def __post_init__(self) -> None:
-        _check_bounds_order(self.low, self.high)
+        check_bounds(self.low, self.high)
         if self.dtype is not None:
             import jax.numpy as jnp
 
@@ -117,7 +120,7 @@ class Array(Kind):
     def describe(self) -> str:
         dtype = self.dtype or "any dtype"
         shape = "any shape" if self.shape is None else f"shape {tuple(self.shape)}"
-        bounds = _bounds(self.low, self.high)
+        bounds = describe_bounds(self.low, self.high)
         return f"array of {dtype}, {shape}" + (f", every element{bounds}" if bounds else "")
 
     def to_json(self, value: Any) -> Any:

@@ -4,6 +4,9 @@ A kind validates (and coerces, e.g. ``"0.5"`` to ``0.5`` for a number) every val
 parameter is given, describes its constraints in words for optimizers, and converts
 values to and from JSON for checkpoints. An invalid value raises
 ``InvalidValueError`` with a reason an optimizer can show to a model.
+
+Every kind derives from ``tracegrad.trace.kind.Kind``, the interface the engine's
+parameters use (re-exported here); the ``Array`` kind is in ``tracegrad.nodes.array``.
 """
 
 from __future__ import annotations
@@ -20,30 +23,10 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from tracegrad.errors import InvalidValueError
+from tracegrad.nodes.array import Array
+from tracegrad.trace.kind import Kind, check_bounds, describe_bounds
 
 _FROZEN = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-
-class Kind:
-    """Base of the parameter kinds."""
-
-    name: ClassVar[str] = "value"
-
-    def validate(self, value: Any) -> Any:
-        """Return the value to store (possibly coerced) or raise ``InvalidValueError``."""
-        return value
-
-    def describe(self) -> str:
-        """The kind and its constraints, in words."""
-        return self.name
-
-    def to_json(self, value: Any) -> Any:
-        """A JSON-compatible form of a valid value."""
-        return value
-
-    def from_json(self, data: Any) -> Any:
-        """The inverse of ``to_json`` (the result is validated afterwards)."""
-        return data
 
 
 @lru_cache(maxsize=256)
@@ -62,21 +45,6 @@ def _check(adapter: TypeAdapter, value: Any, expected: str) -> Any:
     except ValidationError as exc:
         detail = "; ".join(e["msg"] for e in exc.errors())
         raise InvalidValueError(f"expected {expected}, got {value!r:.80}: {detail}") from None
-
-
-def _bounds(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f" in [{low}, {high}]"
-    if low is not None:
-        return f" >= {low}"
-    if high is not None:
-        return f" <= {high}"
-    return ""
-
-
-def _check_bounds_order(low: float | None, high: float | None) -> None:
-    if low is not None and high is not None and low > high:
-        raise ValueError(f"low ({low}) must not exceed high ({high})")
 
 
 @dataclass(config=_FROZEN)
@@ -106,7 +74,7 @@ class Number(Kind):
     name: ClassVar[str] = "number"
 
     def __post_init__(self) -> None:
-        _check_bounds_order(self.low, self.high)
+        check_bounds(self.low, self.high)
 
     @property
     def _adapter(self) -> TypeAdapter:
@@ -115,10 +83,10 @@ class Number(Kind):
     def validate(self, value: Any) -> float:
         if isinstance(value, bool):
             raise InvalidValueError(f"expected a number, got the boolean {value}")
-        return _check(self._adapter, value, "a number" + _bounds(self.low, self.high))
+        return _check(self._adapter, value, "a number" + describe_bounds(self.low, self.high))
 
     def describe(self) -> str:
-        return "number" + _bounds(self.low, self.high)
+        return "number" + describe_bounds(self.low, self.high)
 
 
 @dataclass(config=_FROZEN)
@@ -130,7 +98,7 @@ class Integer(Kind):
     name: ClassVar[str] = "integer"
 
     def __post_init__(self) -> None:
-        _check_bounds_order(self.low, self.high)
+        check_bounds(self.low, self.high)
 
     @property
     def _adapter(self) -> TypeAdapter:
@@ -139,10 +107,10 @@ class Integer(Kind):
     def validate(self, value: Any) -> int:
         if isinstance(value, bool):
             raise InvalidValueError(f"expected an integer, got the boolean {value}")
-        return _check(self._adapter, value, "an integer" + _bounds(self.low, self.high))
+        return _check(self._adapter, value, "an integer" + describe_bounds(self.low, self.high))
 
     def describe(self) -> str:
-        return "integer" + _bounds(self.low, self.high)
+        return "integer" + describe_bounds(self.low, self.high)
 
 
 @dataclass(config=_FROZEN)
@@ -306,8 +274,6 @@ def resolve_kind(kind: Kind | str | None, value: Any) -> Kind:
         if kind in ("choice", "code"):
             raise ValueError(f"kind {kind!r} needs arguments: pass tracegrad.{kind.capitalize()}(...)")
         if kind == "array":
-            from tracegrad.nodes.array import Array
-
             return Array.like(value)
         raise ValueError(f"unknown kind {kind!r}; known: {sorted([*_BY_NAME, 'choice', 'code', 'array'])}")
     if kind is not None:
@@ -330,10 +296,11 @@ def infer_kind(value: Any) -> Kind:
     if isinstance(value, (dict, list)):
         return Structure()
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        from tracegrad.nodes.array import Array
-
         return Array.like(value)
     raise TypeError(
         f"cannot infer a parameter kind for a {type(value).__name__}; pass kind= "
         "(tracegrad.Text, Number, Integer, Choice, Structure, Code)"
     )
+
+
+__all__ = ["Choice", "Code", "Integer", "Kind", "Number", "Structure", "Text", "infer_kind", "resolve_kind"]
