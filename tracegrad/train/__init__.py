@@ -5,10 +5,16 @@
 keeping a proposal only when the score does not drop, with checkpoints to resume from.
 Importing this package imports neither ray, jax nor litellm (``RayExecutor`` imports
 ray when it is first used).
+
+The package is callable: ``tracegrad.train(model, dataset, guide, optimizer, ...)`` is
+``tracegrad.train.train(...)``. (A package attribute named ``train`` is the package as
+soon as it is imported, so the package itself is what ``tracegrad.train`` can be.)
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from tracegrad.train.aggregate import batch_feedback, join_batch
@@ -24,6 +30,16 @@ from tracegrad.train.run import RunDir
 from tracegrad.train.search import Beam, BestOfN, Candidate, Pareto, Pool, Strategy
 from tracegrad.train.stopping import AllOf, AnyOf, NoImprovement, RunState, Stop, StopAfter, TargetScore
 from tracegrad.train.trainer import Trainer, train
+
+
+class _CallablePackage(types.ModuleType):
+    """The type of this package: calling it calls ``train``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> History:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
 
 
 def __getattr__(name: str) -> Any:
