@@ -184,6 +184,16 @@ def test_feedback_travels_with_a_graph_but_not_with_a_payload():
     assert prompt.feedback and out.feedback  # the sender's own are kept
 
 
+def test_open_recordings_record_the_received_operations_in_order():
+    prompt, _ = params()
+    out = (greet(prompt, "Ada") + "!").upper()
+    data = transfer.dumps(out)
+    with tg.recording() as rec:
+        copy = transfer.relink(transfer.loads(data), {"prompt": prompt})
+    assert [n.value for n in rec.nodes] == ["Hello Ada", "Hello Ada!", "HELLO ADA!"]
+    assert rec.nodes[-1] is copy
+
+
 def test_locks_travel_as_new_unlocked_locks():
     holder = {"lock": threading.Lock(), "rlock": threading.RLock()}
     with holder["lock"]:
@@ -223,7 +233,9 @@ def test_a_reply_refers_to_the_objects_of_the_payload():
     sent = transfer.send(task)
     received = transfer.receive(sent.data)  # what a worker does
     assert received.value is not task
-    back = sent.open_reply(received.reply(received.value("Ada")))
+    reply = received.reply(received.value("Ada"))
+    newest = tg.node(None).serial
+    back = sent.open_reply(reply)
 
     out, total = back["out"], back["total"]
     assert (out.data, total.data) == ("Hello Ada", 6)
@@ -231,6 +243,7 @@ def test_a_reply_refers_to_the_objects_of_the_payload():
     assert out.operator is greet._operator  # the driver's bundled function, not a copy
     assert back["stray"] is not None and sent.strays == {"made_there"}
     assert topological(list(ancestors([out, total])))
+    assert min(out.serial, total.serial, back["stray"].serial) > newest  # renumbered on arrival
     out.backward("longer")
     total.backward("smaller")
     assert [f.value for f in prompt.feedback] == ["longer"]

@@ -35,6 +35,7 @@ from typing import Any
 
 from tracegrad.errors import ExecutionError
 from tracegrad.trace.containers import find, replace
+from tracegrad.trace.context import RECORDINGS
 from tracegrad.trace.node import Feedback, Node, OperationNode, Operator, ParameterNode, _serials
 
 Modules = Iterable[ModuleType | str]
@@ -68,11 +69,6 @@ def _node(cls: type[Node], earlier: list[Node] | None = None) -> Node:
     return cls.__new__(cls)
 
 
-def _received(cls: type[Node], earlier: list[Node] | None = None) -> Node:
-    """``_node`` in a reply (``Sent.open_reply`` notes each node made)."""
-    return cls.__new__(cls)
-
-
 def _restore(node: Node, state: tuple) -> None:
     attrs, slots, feedback, deferred = state
     if attrs:
@@ -94,8 +90,7 @@ class _NodeRules:
     refers to it. ``feedback=False`` leaves feedback out altogether.
     """
 
-    def __init__(self, make: Any = _node, *, feedback: bool = True, stop: Mapping[int, Any] | None = None) -> None:
-        self.make = make
+    def __init__(self, *, feedback: bool = True, stop: Mapping[int, Any] | None = None) -> None:
         self.feedback = feedback
         self.stop = stop or {}  # ids of nodes written as references: not walked
         self.seen: set[int] = set()
@@ -122,7 +117,7 @@ class _NodeRules:
             feedback = None
         deferred = tuple((n, n._feedback) for n in earlier if n._feedback) if self.feedback else ()
         args = (type(obj), earlier) if earlier else (type(obj),)
-        return self.make, args, (attrs, slots, feedback, deferred), None, None, _restore
+        return _node, args, (attrs, slots, feedback, deferred), None, None, _restore
 
 
 @functools.cache
@@ -161,15 +156,15 @@ def _pickler_classes() -> tuple[type, type, type]:
             self.noting = True
 
         def persistent_id(self, obj: Any) -> None:
-            if self.noting and type(obj) not in _PLAIN:
+            if self.noting and type(obj) not in _PLAIN and obj is not _node:  # replies name _node
                 self.shared.setdefault(id(obj), obj)
             return None
 
     class ReplyPickler(RulePickler):
-        """Writes objects of the received payload as their numbers, nodes as received."""
+        """Writes objects of the received payload as their numbers."""
 
         def __init__(self, file: io.BytesIO, index: dict[int, int]) -> None:
-            super().__init__(file, _NodeRules(_received, stop=index))
+            super().__init__(file, _NodeRules(stop=index))
             self.index = index
 
         def persistent_id(self, obj: Any) -> int | None:
@@ -273,7 +268,7 @@ class _ReplyUnpickler(pickle.Unpickler):
         return self.shared[pid]
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == __name__ and name == "_received":
+        if module == __name__ and name == "_node":  # every node made here was received
             return self._received
         return super().find_class(module, name)
 
@@ -330,12 +325,13 @@ def relink(outputs: Any, parameters: Mapping[str, ParameterNode]) -> Any:
     """Connect a graph received from another process to this process's parameters.
 
     ``outputs`` is a node, an ``ExecutionError`` or a container of them (see
-    ``tracegrad.trace.containers``) just unpickled. Everywhere in the graph upstream of them (parents, arguments,
-    containers inside arguments, feedback), each parameter whose name is in
-    ``parameters`` is replaced by that parameter; the other received nodes get fresh
-    serial numbers in their original order. Returns ``outputs`` with the same
-    replacements. The received nodes are changed in place; linear in the graph size
-    (plus sorting the serial numbers).
+    ``tracegrad.trace.containers``) just unpickled. Everywhere in the graph upstream
+    of them (parents, arguments, containers inside arguments, feedback), each
+    parameter whose name is in ``parameters`` is replaced by that parameter; the other
+    received nodes get fresh serial numbers in their original order, and the open
+    ``recording()`` blocks record the received operations. Returns ``outputs`` with
+    the same replacements. The received nodes are changed in place; linear in the
+    graph size (plus sorting the serial numbers).
     """
     mine = {id(p) for p in parameters.values()}
     nodes: list[Node] = []
@@ -383,6 +379,11 @@ def _relink(value: Any, received: list[Node], parameters: Mapping[str, Parameter
     keep.sort(key=_serial_of)
     for node in keep:
         node._serial = next(_serials)
+    recordings = RECORDINGS.get()
+    if recordings:  # as if the operations had run here
+        made = [n for n in keep if isinstance(n, OperationNode)]
+        for rec in recordings:
+            rec.nodes.extend(made)
     return (replace(value, Node, fix) if swap else value), strays
 
 

@@ -30,6 +30,7 @@ imported: keep parameters on the model (or send their module by value).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import sys
@@ -193,7 +194,8 @@ class RayExecutor(Executor):
                         on_result(index, outcome)
         except BaseException:
             for ref in pending:
-                ray.cancel(ref)
+                with contextlib.suppress(Exception):  # best effort: the call may have finished
+                    ray.cancel(ref)
             raise
         self._warn_strays(sent.strays)
         return results  # type: ignore[return-value]
