@@ -7,7 +7,9 @@ and writes one feedback text listing each example's input, score and feedback. T
 optimizer thus sees every example's computation in one graph, and which feedback goes
 with which output.
 
-Any function ``(results) -> (node, feedback)`` can replace it (``Trainer(aggregate=)``).
+Any function ``(results) -> (node, feedback)`` can replace it (``Trainer(aggregate=)``);
+it may return a third item, a dict of keyword arguments for ``optimizer.backward``
+(e.g. ``{"loss": loss_node}`` for a ``Hybrid`` with a gradient part).
 Texts never name nodes by their serial numbers, so the same batch gives the same
 feedback in every process.
 """
@@ -21,7 +23,7 @@ from tracegrad._text import literal, truncate
 from tracegrad.trace import Node, apply, tracing
 from tracegrad.train.results import ExampleResult
 
-Aggregate = Callable[[Sequence[ExampleResult]], tuple[Node, Any]]
+Aggregate = Callable[[Sequence[ExampleResult]], tuple[Any, ...]]
 
 #: Characters of an example's input shown in the batch feedback.
 INPUT_CHARS = 200

@@ -6,7 +6,8 @@
    (the batch's results may come from the evaluation cache), the step is ``skipped``:
    no optimizer call.
 3. The batch's results are aggregated into one output node and one feedback
-   (``Trainer(aggregate=)``), propagated with one ``backward``.
+   (``Trainer(aggregate=)``), propagated with one ``backward``. If the feedback
+   reaches no parameter, the step ends there (``no_proposal``).
 4. ``samples`` proposals are made from that one state, none committed.
 5. Each proposal is assigned, scored on the batch, and its old values put back.
    Those that do not drop below the starting candidate's batch score are scored on the
@@ -113,8 +114,16 @@ class StepRunner:
             return record
 
         opt.zero_feedback()
-        output, feedback = t.aggregate(base.results)
-        opt.backward(output, feedback)
+        output, feedback, *more = t.aggregate(base.results)
+        opt.backward(output, feedback, **(more[0] if more else {}))
+        if not any(p.feedback for p in opt.parameters):
+            record.status = "no_proposal"
+            record.reason = (
+                "the feedback reached no parameter: the outputs do not depend on the optimizer's parameters "
+                "(does the workflow return its traced output node?)"
+            )
+            record.spend = spend
+            return record
         proposals = propose_all(opt, strategy.samples)
         for p in proposals:
             spend = spend + Spend.of(p.report)

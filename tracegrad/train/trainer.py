@@ -48,8 +48,9 @@ class Trainer:
         stop: a stop condition (``StopAfter(steps=10) | TargetScore(1.0)``).
         search: a search ``Strategy`` (``BestOfN``, ``Beam``, ``Pareto``) or a number
             of proposals per step (best-of-N); default ``BestOfN(1)``.
-        aggregate: ``(results) -> (output node, feedback)`` for a batch (default
-            ``join_batch``: one traced operation over the outputs, one feedback text).
+        aggregate: ``(results) -> (output node, feedback[, backward kwargs])`` for a
+            batch (default ``join_batch``: one traced operation over the outputs, one
+            feedback text).
         executor: runs the examples (default ``LocalExecutor(concurrency)``); the traces
             feedback goes through are recorded on it if its results keep them
             (``in_process`` or ``returns_traces``), else on local threads.
@@ -132,6 +133,8 @@ class Trainer:
         self.train_set, self.validation = self._datasets(dataset)
         if not self.train_set:
             raise ValueError("the training set is empty")
+        self.history, self.pool = History(), Pool()  # a fit is one run (resuming reloads them)
+        self.rng = random.Random(f"tracegrad-search:{self.seed}")
         self.executor, owned = as_executor(self.executor_arg, self.concurrency)
         local = keeps_traces(self.executor)
         self.trace_executor = self.executor if local else LocalExecutor(self.concurrency)
