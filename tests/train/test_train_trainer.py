@@ -208,3 +208,61 @@ def test_trainer_options_are_checked():
         Trainer(model, ExactMatch(), opt, quiet=True).fit([])
     history = Trainer(model, ExactMatch(), opt, validation=0.5, seed=1, quiet=True).fit(suffix_data(n=4))
     assert history.initial_score is not None
+
+
+def test_training_does_not_depend_on_the_executors_concurrency():
+    histories = []
+    for concurrency in (1, 8):
+        model = Suffixer()
+        opt = ScriptedOptimizer(model, counting_suggestions())
+        history = train(
+            model, suffix_data(n=8), ExactMatch(), opt, batch_size=4, epochs=2, concurrency=concurrency, quiet=True
+        )
+        histories.append((history.to_json(), opt.seen, model.state_dict()))
+    assert histories[0] == histories[1]
+
+
+def test_the_same_candidate_is_scored_once():
+    runs = []
+
+    class Counting(Suffixer):
+        def forward(self, text):
+            runs.append(self.suffix.value)
+            return super().forward(text)
+
+    model = Counting()
+    opt = ScriptedOptimizer(model, always({"suffix": "?"}))  # three samples, one candidate
+    train(model, suffix_data(n=2), ExactMatch(), opt, batch_size=2, search=3, quiet=True)
+    assert runs.count("") == 2 and runs.count("?") == 2  # the batch once each, not once per sample
+
+
+def test_outputs_that_are_not_nodes_reach_no_parameter():
+    model = Suffixer()
+    opt = ScriptedOptimizer(model, always({"suffix": "!"}))
+    plain = lambda text: text + model.suffix.value  # noqa: E731
+    history = train(plain, suffix_data(n=2), ExactMatch(), opt, batch_size=2, quiet=True)
+    assert history.steps[0].status == "no_proposal" and "reached no parameter" in history.steps[0].reason
+    assert opt.seen == []
+
+
+def test_an_aggregation_can_pass_keywords_to_backward():
+    got = {}
+
+    class Keywords(ScriptedOptimizer):
+        def backward(self, output, feedback="", **kwargs):
+            got.update(kwargs)
+            super().backward(output, feedback)
+
+    model = Suffixer()
+    opt = Keywords(model, always({"suffix": "!"}))
+    train(model, suffix_data(n=2), ExactMatch(), opt, aggregate=lambda rs: (*join_batch(rs), {"loss": 1.5}), quiet=True)
+    assert got == {"loss": 1.5} and model.suffix.value == "!"
+
+
+def test_the_progress_bar_shows_scores_calls_and_cost(capsys):
+    model = Suffixer()
+    opt = ScriptedOptimizer(model, always({"suffix": "!"}))
+    train(model, suffix_data(n=4), ExactMatch(), opt, batch_size=2)
+    err = capsys.readouterr().err
+    assert "train" in err and "2/2" in err
+    assert all(f"{key}=" in err for key in ("batch", "best", "calls", "cost"))
