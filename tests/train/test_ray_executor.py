@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 import warnings
 from dataclasses import dataclass
 
@@ -185,6 +186,26 @@ def test_parameters_made_on_workers_are_matched_by_name_or_reported(executor):
     with pytest.warns(RuntimeWarning, match="opening"):
         (stray,) = executor.map(fresh_opening, ["Bo"])
     assert stray.value.parents[0] is not opening and stray.value.parents[0].value == "Hey"
+
+
+@pytest.mark.slow
+def test_code_the_workers_cannot_import_fails_as_data_until_sent_by_value(executor):
+    scratch = types.ModuleType("tg_scratch_workflows")
+    exec("def shout(text):\n    return text.upper()\n", scratch.__dict__)
+    sys.modules[scratch.__name__] = scratch  # importable here, not on the workers
+    try:
+        missing = executor.map(scratch.shout, ["a", "b"])
+        before = executor.by_value
+        executor.by_value = [*before, scratch.__name__]
+        try:
+            sent = executor.map(scratch.shout, ["a", "b"])
+        finally:
+            executor.by_value = before
+    finally:
+        del sys.modules[scratch.__name__]
+    assert all("could not load the function" in str(o.error) for o in missing)
+    assert "tg_scratch_workflows" in missing[0].traceback
+    assert [o.value for o in sent] == ["A", "B"]
 
 
 def greeting_guide(example, output):

@@ -21,7 +21,8 @@ scripted transport's queue, a cache) stays on the worker.
 Your own code on a cluster. Functions and classes are pickled by reference when their
 module can be imported on the workers, by value otherwise. ``__main__`` always travels by
 value, and so does, by default, the module that made the executor (a script, a notebook,
-a test module); name others with ``by_value=[module, ...]``. On a real cluster, modules
+a test module); name others with ``by_value=[module, ...]`` (a test suite's ``conftest``,
+say). Code a worker cannot load fails every item, as data. On a real cluster, modules
 that are imported by reference must be installed on the workers, e.g. with
 ``init_kwargs={"runtime_env": {"py_modules": [my_package]}}`` or ``{"working_dir": "."}``.
 A parameter held by such a module is the worker's own copy, with the value it had when
