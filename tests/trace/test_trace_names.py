@@ -59,6 +59,13 @@ def test_base_names_ending_in_a_digit_get_an_underscore():
     assert names[op] == "log2_1"
 
 
+def test_base_names_sharing_a_prefix_share_the_numbering():
+    a = tg.apply(lambda x: x, 1, name="x2")
+    b = tg.apply(lambda x: x, 2, name="x2_")
+    names = unique_names([a, b])
+    assert [names[a], names[b]] == ["x2_1", "x2_2"]
+
+
 def test_unnamed_parameters_are_param():
     p = tg.parameter(1.0)
     assert unique_names([p])[p] == "param1"

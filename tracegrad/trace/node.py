@@ -222,7 +222,7 @@ class Node(NodeOperators):
     @property
     def has_feedback(self) -> bool:
         """Whether any feedback was given to or reached this node."""
-        return self._feedback is not None
+        return bool(self._feedback)
 
     def clear_feedback(self) -> None:
         """Drop the feedback held by this node only (``zero_feedback`` clears upstream too)."""

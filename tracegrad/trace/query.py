@@ -126,40 +126,50 @@ def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None
 
 def unique_names(nodes: Iterable[Node]) -> dict[Node, str]:
     """A name per node, unique among ``nodes`` (the scheme in the module docstring)."""
-    nodes = list(nodes)
+    trainable: list[Node] = []
+    named: list[Node] = []
+    unnamed: list[Node] = []
+    for node in nodes:
+        if node._name is None:
+            unnamed.append(node)
+        else:
+            (trainable if node.trainable else named).append(node)
     names: dict[Node, str] = {}
     taken: set[str] = set()
     repeats: list[Node] = []
-    for trainable in (True, False):  # given names: trainable nodes' first, then the others'
-        for node in nodes:
-            given = node._name
-            if given is not None and node.trainable is trainable:
-                if given in taken:
-                    repeats.append(node)
-                else:
-                    taken.add(given)
-                    names[node] = given
-    counters: dict[str, int] = {}
-    for node in repeats:  # words, words_2, words_3 ...
-        names[node] = _numbered(node._name, "_", 2, counters, taken)  # type: ignore[arg-type]
-    for node in nodes:
-        if node not in names:  # add1, add2, str1; int32_1 for a base ending in a digit
-            base = node._base_name()
-            names[node] = _numbered(base, "_" if base[-1:].isdigit() else "", 1, counters, taken)
+    for node in (*trainable, *named):  # the first holder of a given name keeps it
+        if node._name in taken:
+            repeats.append(node)
+        else:
+            taken.add(node._name)  # type: ignore[arg-type]
+            names[node] = node._name  # type: ignore[assignment]
+    counters: dict[str, int] = {}  # the last number used per prefix: keeps the scheme linear
+    for node in repeats:  # words_2, words_3 ...
+        prefix = f"{node._name}_"
+        k = max(counters.get(prefix, 1), 1) + 1
+        while f"{prefix}{k}" in taken:
+            k += 1
+        counters[prefix] = k
+        taken.add(name := f"{prefix}{k}")
+        names[node] = name
+    # add1, add2, str1; int32_1 for a base name ending in a digit. Numbered names of two
+    # prefixes never clash (a prefix never ends in a digit), so only given ones are checked.
+    by_base: dict[str, list] = {}  # base name -> [prefix, last number], shared per prefix
+    by_prefix: dict[str, list] = {}
+    for node in unnamed:
+        base = node._base_name()
+        state = by_base.get(base)
+        if state is None:
+            prefix = f"{base}_" if base[-1:].isdigit() else base
+            state = by_prefix.setdefault(prefix, [prefix, counters.get(prefix, 0)])
+            by_base[base] = state
+        state[1] += 1
+        name = f"{state[0]}{state[1]}"
+        while name in taken:
+            state[1] += 1
+            name = f"{state[0]}{state[1]}"
+        names[node] = name
     return names
-
-
-def _numbered(base: str, sep: str, first: int, counters: dict[str, int], taken: set[str]) -> str:
-    """The next free ``{base}{sep}{k}``, k from ``first``; one counter per prefix keeps
-    the scheme linear."""
-    prefix = base + sep
-    k = max(counters.get(prefix, 0) + 1, first)
-    while f"{prefix}{k}" in taken:
-        k += 1
-    counters[prefix] = k
-    name = f"{prefix}{k}"
-    taken.add(name)
-    return name
 
 
 def expression(value: Any, names: dict[Node, str], max_chars: int = 80) -> str:
