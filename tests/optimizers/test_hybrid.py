@@ -1,5 +1,5 @@
 """Hybrid: one backward and one step update array parameters by gradient and the other
-parameters by a text optimizer; ownership, rollback and state."""
+parameters by a text optimizer; ownership, all-or-nothing steps and state."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import sys
 import pytest
 
 import tracegrad as tg
-from tracegrad.optimizers.base import Optimizer, StepReport, apply_updates
-from tracegrad.optimizers.hybrid import Hybrid
+from tracegrad.optimizers import Hybrid, Optimizer, Proposal
 
 
 class Appender(Optimizer):
@@ -21,11 +20,11 @@ class Appender(Optimizer):
         super().__init__(parameters)
         self.fail = fail
 
-    def _step(self) -> StepReport:
+    def propose(self, *, sample: int = 0) -> Proposal:
         if self.fail:
             raise RuntimeError("the model is down")
-        updates = {p: f"{p.data} [{p.feedback[-1].value}]" for p in self.parameters if p.feedback}
-        return StepReport("Appender", self.step_count, apply_updates(updates), details={"seen": len(updates)})
+        values = {name: f"{p.data} [{p.feedback[-1].value}]" for name, p in self.names.items() if p.feedback}
+        return self._proposal(values, self._report("updated", details={"seen": float(len(values))}))
 
 
 def test_importing_hybrid_does_not_import_jax():
@@ -94,8 +93,10 @@ def test_one_step_updates_both_kinds():
     # the gradient of sum((w - t)^2) at w = 0 with scale 1 is -2t
     np.testing.assert_allclose(w.data, 0.1 * 2 * TARGET, rtol=1e-6)
     assert {u.name for u in report.updates} == {"instruction", "w"}
-    assert report.details["jax"]["loss"] == pytest.approx(20.0)
-    assert report.details["llm"]["seen"] == 1
+    assert report.parts["jax"].details["loss"] == pytest.approx(20.0)
+    assert report.parts["llm"].details["seen"] == 1
+    assert report.status == "updated" and report.parts["jax"].status == "updated"
+    assert "[jax]" in report.summary() and "instruction" in report.summary()
     assert hybrid.step_count == 1
     assert hybrid.optimizers["jax"].step_count == hybrid.optimizers["llm"].step_count == 1
     json.dumps(report.to_json())
@@ -122,7 +123,7 @@ def test_loss_can_differ_from_the_output_given_feedback():
     assert not np.allclose(w.data, 0.0)
 
 
-def test_a_failing_optimizer_rolls_every_parameter_back():
+def test_a_failing_part_means_nothing_is_applied():
     instruction, w = setup()
     jax_opt = JaxOptimizer([w], optax.adam(0.1))
     hybrid = Hybrid(llm=Appender([instruction], fail=True), jax=jax_opt)
@@ -190,23 +191,97 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
 
 
 def test_with_optoprime_driven_by_a_scripted_model():
-    llm_mod = pytest.importorskip("tracegrad.optimizers.llm")
-    optoprime = pytest.importorskip("tracegrad.optimizers.llm.optoprime")
     instruction, w = setup()
     reply = json.dumps(
         {"reasoning": "the target is twice as large", "answer": None, "suggestion": {"instruction": "double it"}}
     )
-    transport = llm_mod.ScriptedTransport([reply])
-    llm = llm_mod.LLM("test/model", transport=transport, cache=False)
-    hybrid = Hybrid(llm=optoprime.OptoPrime([instruction], llm=llm), jax=JaxOptimizer([w], optax.sgd(0.1)))
+    transport = tg.ScriptedTransport([reply])
+    llm = tg.LLM("test/model", transport=transport, cache=False)
+    hybrid = Hybrid(llm=tg.OptoPrime([instruction], llm=llm), jax=JaxOptimizer([w], optax.sgd(0.1)))
     loss = forward(instruction, w)
     hybrid.zero_feedback()
     hybrid.backward(loss, f"the error is {float(loss.data):.1f}; it should be 0")
     report = hybrid.step()
     assert instruction.data == "double it"
     np.testing.assert_allclose(w.data, 0.1 * 2 * TARGET, rtol=1e-6)
-    assert report.details["llm"]["optimizer"] == "OptoPrime"
-    assert report.details["llm"]["status"] == "updated"
-    assert report.details["llm"]["reasoning"] == "the target is twice as large"
+    assert report.parts["llm"].optimizer == "OptoPrime"
+    assert report.parts["llm"].status == "updated"
+    assert report.parts["llm"].reasoning == "the target is twice as large"
+    assert [u.name for u in report.parts["llm"].updates] == ["instruction"]
     json.dumps(report.to_json())
     assert "the error is 20.0" in transport.requests[0].messages[-1]["content"]
+
+
+def test_a_proposal_that_is_not_applied_changes_nothing():
+    instruction, w = setup()
+    jax_opt = JaxOptimizer([w], optax.adam(0.1))
+    hybrid = Hybrid(llm=Appender([instruction]), jax=jax_opt)
+    hybrid.backward(forward(instruction, w), "use double")
+    state, before = jax_opt.opt_state, hybrid.state_dict()
+    proposal = hybrid.propose()
+    assert sorted(proposal.values) == ["instruction", "w"]
+    assert proposal.report.parts["llm"].updates[0].new == "scale the weights [use double]"
+    assert instruction.data == "scale the weights"
+    np.testing.assert_array_equal(w.data, [0.0, 0.0])
+    assert jax_opt.opt_state is state and hybrid.state_dict() == before
+    assert hybrid.step_count == jax_opt.step_count == 0
+    hybrid.apply(proposal)
+    assert hybrid.step_count == jax_opt.step_count == 1
+    with pytest.raises(tg.TracegradError, match="propose again"):
+        hybrid.apply(proposal)  # made at an earlier step
+
+
+def test_an_invalid_value_of_one_part_applies_no_part():
+    instruction = tg.node(
+        "scale the weights", trainable=True, name="instruction", kind=tg.Choice(("a", "b", "scale the weights"))
+    )
+    w = tg.node(jnp.array([0.0, 0.0]), trainable=True, name="w")
+    jax_opt = JaxOptimizer([w], optax.sgd(0.1))
+    hybrid = Hybrid(llm=Appender([instruction]), jax=jax_opt)
+    hybrid.backward(forward(instruction, w), "use double")
+    with pytest.raises(tg.InvalidValueError, match="instruction"):
+        hybrid.step()  # the appended text is not one of the choices
+    np.testing.assert_array_equal(w.data, [0.0, 0.0])
+    assert hybrid.step_count == jax_opt.step_count == 0
+
+
+class Scaler(tg.Module):
+    """One instance per axis: each holds an instruction and weights of the same names."""
+
+    def __init__(self):
+        self.instruction = tg.node("scale the weights", trainable=True)
+        self.w = tg.node(jnp.array([0.0, 0.0]), trainable=True)
+
+
+class Pair(tg.Module):
+    def __init__(self):
+        self.first = Scaler()
+        self.second = Scaler()
+
+
+def test_two_instances_of_one_module_class_optimized_together(tmp_path):
+    pair, hybrid = make_pair()
+    assert sorted(hybrid.names) == ["first.instruction", "first.w", "second.instruction", "second.w"]
+    loss = forward(pair.first.instruction, pair.first.w) + forward(pair.second.instruction, pair.second.w)
+    hybrid.backward(loss, "use double")
+    report = hybrid.step()
+    assert {u.name for u in report.updates if u.changed} == set(hybrid.names)
+    hybrid.save(tmp_path / "pair.json", pair)
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
+import numpy as np
+from test_hybrid import make_pair
+pair, hybrid = make_pair()
+hybrid.load({str(tmp_path / "pair.json")!r}, pair)
+print(json.dumps({{"state": pair.state_dict(), "steps": hybrid.step_count}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == {"state": pair.state_dict(), "steps": 1}
+
+
+def make_pair():
+    """A fresh ``Pair`` and its Hybrid (also used by the fresh process above)."""
+    pair = Pair()
+    return pair, Hybrid.by_kind(pair, llm=Appender, jax=lambda ps: JaxOptimizer(ps, optax.sgd(0.1)))

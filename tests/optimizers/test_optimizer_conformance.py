@@ -26,10 +26,14 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tracegrad as tg
-from tracegrad.optimizers.hybrid import Hybrid
-from tracegrad.optimizers.llm import LLM, OPRO, LLMCallError, OptoPrime, RetryPolicy, ScriptedTransport
+from tracegrad.optimizers.base import STATUSES
+
+Hybrid, OptoPrime, OPRO, LLM, LLMCallError = tg.Hybrid, tg.OptoPrime, tg.OPRO, tg.LLM, tg.LLMCallError
+RetryPolicy, ScriptedTransport = tg.RetryPolicy, tg.ScriptedTransport
 
 HAVE_JAX = importlib.util.find_spec("jax") is not None and importlib.util.find_spec("optax") is not None
 
@@ -274,8 +278,6 @@ def cases():
     return [pytest.param(c, id=c.name) for c in CASES]
 
 
-
-
 def foreign_states(own_type: str) -> dict[str, dict]:
     """``state_dict()``s of optimizer types other than ``own_type``."""
 
@@ -462,7 +464,65 @@ def test_a_failing_step_changes_nothing_and_raises_the_documented_error(case, fa
     assert values(s.params) != before_values and s.opt.step_count == 1
 
 
-# -- 7. the step log ------------------------------------------------------------------------------------
+# -- 7. propose without apply ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", cases())
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.sampled_from(["feedback", "propose", "apropose", "step", "zero"]), min_size=1, max_size=6))
+def test_a_proposal_that_is_not_applied_changes_neither_parameters_nor_state(case, plan):
+    import asyncio
+
+    s = case.build()
+    for action in plan:
+        if action == "feedback":
+            s.feedback()
+        elif action == "zero":
+            s.opt.zero_feedback()
+        elif action == "step":
+            s.opt.step()
+        else:
+            before_values, before_state, before_count = values(s.params), state_json(s.opt), s.opt.step_count
+            proposal = s.opt.propose() if action == "propose" else asyncio.run(s.opt.apropose())
+            assert proposal.status in STATUSES
+            assert values(s.params) == before_values
+            assert state_json(s.opt) == before_state
+            assert s.opt.step_count == before_count
+            for u in proposal.report.updates:  # the report shows what applying would do
+                assert as_json(s.opt.parameter(u.name), u.old) == as_json(
+                    s.opt.parameter(u.name), s.opt.parameter(u.name).data
+                )
+
+
+@pytest.mark.parametrize("case", cases())
+def test_applying_a_proposal_is_a_step(case):
+    s, t = case.build(), case.build()
+    s.feedback()
+    t.feedback()
+    proposal = s.opt.propose()
+    applied = s.opt.apply(proposal)
+    stepped = t.opt.step()
+    assert values(s.params) == values(t.params)
+    assert state_json(s.opt) == state_json(t.opt)
+    assert applied.status == stepped.status == "updated"
+    assert [u.name for u in applied.updates] == [u.name for u in stepped.updates]
+
+
+@pytest.mark.parametrize("case", cases())
+def test_every_optimizer_reports_with_one_report_type(case):
+    s = case.build()
+    idle = s.opt.step()
+    s.feedback()
+    report = s.opt.step()
+    for r in (idle, report):
+        assert isinstance(r, tg.StepReport) and r.status in STATUSES
+        assert r.summary().startswith(f"step {r.step} ({type(s.opt).__name__}): {r.status}")
+        assert len(repr(r)) < 200
+    assert idle.status == "no_feedback" and not idle.changed
+    assert report.status == "updated" and report.changed
+
+
+# -- 8. the step log ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", cases())

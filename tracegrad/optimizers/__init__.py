@@ -1,6 +1,7 @@
-"""Optimizers: the base loop, the LLM optimizers, the JAX gradient optimizer, hybrids.
+"""Optimizers: the propose/apply protocol, the LLM optimizers, JAX gradients, Hybrid.
 
-The LLM and JAX parts import their heavy dependencies only when used.
+The documented import path of every name is ``tracegrad.<name>`` (``tg.OptoPrime``).
+The LLM and JAX parts are imported on first use (JAX only by ``JaxOptimizer``).
 """
 
 from __future__ import annotations
@@ -8,16 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tracegrad.optimizers.base import Optimizer, ParameterUpdate, StepReport, apply_updates
-from tracegrad.optimizers.checkpoint import load_checkpoint, save_checkpoint
+from tracegrad.optimizers.base import Optimizer, ParameterUpdate, Proposal, Rejection, StepReport
+from tracegrad.optimizers.hybrid import Hybrid
 
 _LAZY: dict[str, str] = {
-    "LLMOptimizer": "tracegrad.optimizers.llm.optimizer",
-    "LLMStepReport": "tracegrad.optimizers.llm.optimizer",
-    "OptoPrime": "tracegrad.optimizers.llm.optoprime",
-    "OPRO": "tracegrad.optimizers.llm.opro",
+    "LLMOptimizer": "tracegrad.optimizers.llm",
+    "OptoPrime": "tracegrad.optimizers.llm",
+    "OPRO": "tracegrad.optimizers.llm",
     "JaxOptimizer": "tracegrad.optimizers.jax",
-    "Hybrid": "tracegrad.optimizers.hybrid",
 }
 
 
@@ -29,4 +28,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tracegrad.optimizers' has no attribute {name!r}")
 
 
-__all__ = ["Optimizer", "ParameterUpdate", "StepReport", "apply_updates", "load_checkpoint", "save_checkpoint", *_LAZY]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = [
+    "Hybrid",
+    "LLMOptimizer",
+    "OPRO",
+    "OptoPrime",
+    "Optimizer",
+    "ParameterUpdate",
+    "Proposal",
+    "Rejection",
+    "StepReport",
+]

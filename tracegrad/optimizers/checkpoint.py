@@ -2,17 +2,21 @@
 
 The file is a module checkpoint (``tracegrad.read_checkpoint`` reads it) whose
 ``extra`` holds ``{"optimizer": optimizer.state_dict()}``, so a run can resume with
-the values and the optimizer's memory, moments or step count it had.
+the values and the optimizer's memory, moments or step count it had. Parameters are
+keyed by their names: module paths with a module, the optimizer's names without one
+(unique and stable, so another process that builds the same list loads the file).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from tracegrad._io import atomic_write_json
-from tracegrad.errors import TracegradError
+from tracegrad.errors import InvalidValueError, TracegradError
 from tracegrad.nodes.module import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Module, read_checkpoint
-from tracegrad.optimizers.base import Optimizer, apply_updates
+from tracegrad.optimizers.base import Optimizer
+from tracegrad.trace import assign
 
 
 def save_checkpoint(path: str | os.PathLike[str], optimizer: Optimizer, module: Module | None = None) -> None:
@@ -32,7 +36,7 @@ def save_checkpoint(path: str | os.PathLike[str], optimizer: Optimizer, module: 
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "module": None,
-            "parameters": {p.name: p.kind.to_json(p._data) for p in optimizer.parameters},
+            "parameters": {name: p.kind.to_json(p.value) for name, p in optimizer.names.items()},
             "extra": extra,
         },
     )
@@ -41,22 +45,36 @@ def save_checkpoint(path: str | os.PathLike[str], optimizer: Optimizer, module: 
 def load_checkpoint(path: str | os.PathLike[str], optimizer: Optimizer, module: Module | None = None) -> None:
     """Restore a ``save_checkpoint`` file: the optimizer state and the parameters, or nothing."""
     payload = read_checkpoint(path)
-    state = (payload.get("extra") or {}).get("optimizer")
+    extra = payload.get("extra")
+    state = extra.get("optimizer") if isinstance(extra, dict) else None
     if state is None:
         raise TracegradError(f"{os.fspath(path)!r} holds no optimizer state (saved without extra={{'optimizer': ...}})")
-    previous = optimizer._snapshot()
-    optimizer.load_state_dict(state)  # checked completely before it changes anything
+    saved = payload.get("parameters")
+    if not isinstance(saved, dict):
+        raise TracegradError(f"{os.fspath(path)!r} holds no parameters")
+    if module is not None:
+        previous = {p: p.value for _, p in module.named_parameters()}
+        module.load_state_dict(saved)  # all or nothing
+    else:
+        previous = {p: p.value for p in optimizer.parameters}
+        assign(_staged(saved, optimizer.names))
     try:
-        if module is not None:
-            module.load_state_dict(payload["parameters"])
-        else:
-            saved = payload["parameters"]
-            by_name = {p.name: p for p in optimizer.parameters}
-            if sorted(saved) != sorted(by_name):
-                raise TracegradError(f"the checkpoint holds parameters {sorted(saved)}, not {sorted(by_name)}")
-            apply_updates({by_name[k]: by_name[k].kind.from_json(v) for k, v in saved.items()})
+        optimizer.load_state_dict(state)  # checked completely before it changes anything
     except BaseException:
-        optimizer._restore(previous)
+        assign(previous)  # the values were valid: putting them back cannot fail
         raise
+
+
+def _staged(saved: dict[str, Any], names: dict[str, Any]) -> dict[Any, Any]:
+    if sorted(saved) != sorted(names):
+        raise TracegradError(f"the checkpoint holds parameters {sorted(saved)}, not {sorted(names)}")
+    staged = {}
+    for name, data in saved.items():
+        try:
+            staged[names[name]] = names[name].kind.from_json(data)
+        except InvalidValueError as exc:
+            raise InvalidValueError(exc.reason, name=name) from None
+    return staged
+
 
 __all__ = ["load_checkpoint", "save_checkpoint"]

@@ -12,28 +12,25 @@
 Each parameter belongs to exactly one optimizer. ``backward(output, feedback)``
 propagates ``feedback`` (text, a score ...) once, for the optimizers that read
 feedback, and hands the numeric loss node (``loss=``, default ``output``) to the
-optimizers that take a loss (``takes_loss = True``, e.g. ``JaxOptimizer``). ``step()``
-runs the gradient optimizers first (they replay the trace with the values it recorded)
-and then the others; if one raises, every parameter gets its old value back and the
-error is raised. The reports are merged into one. Plain Python: importing this module
-does not import JAX.
+optimizers that take a loss (``takes_loss = True``, e.g. ``JaxOptimizer``).
+``propose()`` asks every part for its proposal and merges them; ``apply()`` validates
+and assigns all their values at once, then each part commits its own state. A part
+that fails to propose raises, and nothing is applied: proposing changes nothing, so
+there is nothing to roll back. The parts' reports are the merged report's ``parts``.
+Plain Python: importing this module does not import JAX.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tracegrad.errors import TracegradError
 from tracegrad.nodes.module import Module
-from tracegrad.optimizers.base import Optimizer, StepReport, has_float_dtype, is_loss_value
-from tracegrad.trace.node import Node, ParameterNode
-
-
-def _takes_loss(opt: Optimizer) -> bool:
-    return bool(getattr(opt, "takes_loss", False))
+from tracegrad.optimizers.base import Optimizer, ParameterUpdate, Proposal, has_float_dtype, is_loss_value
+from tracegrad.trace import Node, ParameterNode
 
 
 class Hybrid(Optimizer):
@@ -95,7 +92,7 @@ class Hybrid(Optimizer):
         grad, text = [], []
         for p in params:
             kind = getattr(p.kind, "name", "")
-            if (kind == "array" and has_float_dtype(p._data)) or (kind == "number" and numbers == "jax"):
+            if (kind == "array" and has_float_dtype(p.value)) or (kind == "number" and numbers == "jax"):
                 grad.append(p)
             else:
                 text.append(p)
@@ -127,48 +124,74 @@ class Hybrid(Optimizer):
         if not isinstance(output, Node):
             raise TypeError(f"backward() needs the output node, got {type(output).__name__}")
         target = output if loss is None else loss
-        if any(_takes_loss(opt) for opt in self.optimizers.values()) and not is_loss_value(target._data):
+        if any(opt.takes_loss for opt in self.optimizers.values()) and not is_loss_value(target.value):
             raise TypeError(
-                f"{target.name} holds a {type(target._data).__name__}, not a floating-point scalar loss, for "
+                f"{target.name} holds a {type(target.value).__name__}, not a floating-point scalar loss, for "
                 "the gradient optimizers: pass the numeric loss node as backward(output, feedback, loss=...)"
             )
-        if any(not _takes_loss(opt) for opt in self.optimizers.values()):
+        if any(not opt.takes_loss for opt in self.optimizers.values()):
             output.backward(feedback)
         for opt in self.optimizers.values():
-            if _takes_loss(opt):
+            if opt.takes_loss:
                 opt.backward(target)
 
-    def _step(self) -> StepReport:
-        order = sorted(self.optimizers.items(), key=lambda item: not _takes_loss(item[1]))
-        values = [(p, p._data) for p in self.parameters]
-        saved = {name: opt._snapshot() for name, opt in self.optimizers.items()}
-        reports: dict[str, StepReport] = {}
-        try:
-            for name, opt in order:
-                reports[name] = opt._step()
-        except BaseException:
-            for p, value in values:
-                p._data = value
-            for name, opt in self.optimizers.items():
-                opt._restore(saved[name])
-            raise
-        for name, opt in order:  # counted and logged only once every part has succeeded
-            opt._record(reports[name])
-        return StepReport(
-            type(self).__name__,
-            self.step_count + 1,
-            [u for r in reports.values() for u in r.updates],
-            details={name: _summary(r) for name, r in reports.items()},
+    # -- propose / apply -----------------------------------------------------------------------
+    def propose(self, *, sample: int = 0) -> Proposal:
+        """Every part's proposal, merged; nothing changes (a failing part raises, and
+        since proposing changes nothing, nothing needs undoing)."""
+        parts = {name: opt.propose(sample=sample) for name, opt in self.optimizers.items()}
+        return self._merge(parts)
+
+    async def apropose(self, *, sample: int = 0) -> Proposal:
+        """``propose()`` for async code: the parts propose concurrently."""
+        names = list(self.optimizers)
+        proposals = await asyncio.gather(*(self.optimizers[n].apropose(sample=sample) for n in names))
+        return self._merge(dict(zip(names, proposals, strict=True)))
+
+    def _merge(self, parts: dict[str, Proposal]) -> Proposal:
+        own = {id(p): name for name, p in self.names.items()}  # a part may name a parameter otherwise
+        values = {
+            own[id(self.optimizers[sub].parameter(name))]: value
+            for sub, part in parts.items()
+            for name, value in part.values.items()
+        }
+        reports = {name: part.report for name, part in parts.items()}
+        statuses = [r.status for r in reports.values()]
+        if all(s == "no_feedback" for s in statuses):
+            status = "no_feedback"
+        elif any(s == "updated" for s in statuses):
+            status = "updated"
+        else:
+            status = next((s for s in statuses if s not in ("unchanged", "no_feedback")), "unchanged")
+        report = self._report(
+            status,
+            updates=[u for r in reports.values() for u in r.updates],
+            calls=sum(r.calls for r in reports.values()),
+            prompt_tokens=sum(r.prompt_tokens for r in reports.values()),
+            completion_tokens=sum(r.completion_tokens for r in reports.values()),
+            cost_usd=None
+            if any(r.cost_usd is None for r in reports.values())
+            else sum(r.cost_usd or 0.0 for r in reports.values()),
+            parts=reports,
         )
+        return self._proposal(values, report, parts)
 
-    def _snapshot(self) -> Any:
-        return super()._snapshot(), {name: opt._snapshot() for name, opt in self.optimizers.items()}
+    def assign(self, proposal: Proposal) -> None:
+        """Assign every part's values at once (all or none) and refresh the parts' reports."""
+        super().assign(proposal)
+        by_param = {id(self.parameter(u.name)): u for u in proposal.report.updates}
+        for sub, part in proposal.state.items():
+            opt = self.optimizers[sub]
+            part.report.updates = [
+                ParameterUpdate(n, by_param[id(opt.parameter(n))].old, by_param[id(opt.parameter(n))].new)
+                for n in part.values
+            ]
+            if part.report.status in ("updated", "unchanged"):
+                part.report.status = "updated" if part.report.changed else "unchanged"
 
-    def _restore(self, snapshot: Any) -> None:
-        base, parts = snapshot
-        super()._restore(base)
-        for name, opt in self.optimizers.items():
-            opt._restore(parts[name])
+    def _take_state(self, parts: dict[str, Proposal]) -> None:
+        for name, part in parts.items():  # values are assigned: each part takes its state
+            self.optimizers[name].commit(part)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -178,11 +201,11 @@ class Hybrid(Optimizer):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore every optimizer's state, or (if one is refused) none."""
-        if state.get("type") != type(self).__name__:
-            raise TracegradError(f"state of a {state.get('type')} cannot be loaded into a {type(self).__name__}")
-        subs = state.get("optimizers") or {}
-        if sorted(subs) != sorted(self.optimizers):
-            raise TracegradError(f"the saved state is for optimizers {sorted(subs)}, not {sorted(self.optimizers)}")
+        count = self._checked_step_count(state)
+        subs = state.get("optimizers")
+        if not isinstance(subs, Mapping) or sorted(subs) != sorted(self.optimizers):
+            found = sorted(subs) if isinstance(subs, Mapping) else subs
+            raise TracegradError(f"the saved state is for optimizers {found}, not {sorted(self.optimizers)}")
         previous = {name: opt.state_dict() for name, opt in self.optimizers.items()}
         loaded = []
         try:
@@ -193,17 +216,7 @@ class Hybrid(Optimizer):
             for name in loaded:
                 self.optimizers[name].load_state_dict(previous[name])
             raise
-        self.step_count = int(state.get("step_count", 0))
-
-
-_BASE_FIELDS = {f.name for f in dataclasses.fields(StepReport)}
-
-
-def _summary(report: StepReport) -> dict[str, Any]:
-    """A sub-report as details: its optimizer, step, details and any extra fields
-    (an LLM report's status, reasoning, cost ...)."""
-    extra = {f.name: getattr(report, f.name) for f in dataclasses.fields(report) if f.name not in _BASE_FIELDS}
-    return {"optimizer": report.optimizer, "step": report.step, **report.details, **extra}
+        self.step_count = count
 
 
 __all__ = ["Hybrid"]

@@ -40,7 +40,6 @@ def test_hybrid_controller_rounds_with_a_scripted_model(monkeypatch):
     import jax.numpy as jnp
 
     import tracegrad as tg
-    import tracegrad.optimizers.llm as llm_mod
 
     spec = importlib.util.spec_from_file_location("hybrid_controller_example", ROOT / "examples/hybrid_controller.py")
     example = importlib.util.module_from_spec(spec)
@@ -53,10 +52,10 @@ def test_hybrid_controller_rounds_with_a_scripted_model(monkeypatch):
     reply = json.dumps(
         {"reasoning": "saturate the damping", "answer": None, "suggestion": {"controller_code": new_code}}
     )
-    real = llm_mod.LLM
-    transport = llm_mod.ScriptedTransport([reply, reply])
+    real = tg.LLM
+    transport = tg.ScriptedTransport([reply, reply])
     monkeypatch.setenv("TRACEGRAD_MODEL", "test/model")
-    monkeypatch.setattr(example, "LLM", lambda *a, **k: real("test/model", transport=transport, cache=False))
+    monkeypatch.setattr(tg, "LLM", lambda *a, **k: real("test/model", transport=transport, cache=False))
     gains = tg.node(jnp.array([0.5, 0.1]), trainable=True, name="gains")
     example.hybrid_rounds(gains, 2, gradient_steps=2)
     assert "jnp.tanh(state[1])" in example.controller.parameter.data

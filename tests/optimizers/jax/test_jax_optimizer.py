@@ -150,7 +150,7 @@ def test_step_without_a_loss_changes_nothing_and_feedback_outputs_are_used():
     x = tg.node(jnp.array([1.0, 2.0]), trainable=True, name="x")
     opt = JaxOptimizer([x], optax.sgd(0.5))
     report = opt.step()
-    assert report.details["status"] == "no_feedback" and not report.changed
+    assert report.status == "no_feedback" and not report.changed
     np.testing.assert_allclose(x.data, [1.0, 2.0])
     with pytest.raises(tg.TracegradError, match=r"backward\(loss\)"):
         opt.fit(3)
@@ -180,7 +180,7 @@ def test_backward_with_feedback_also_propagates_it():
     assert [f.value for f in x.feedback] == ["too large"]
     opt.zero_feedback()
     assert x.feedback == []
-    assert opt.step().details["status"] == "no_feedback"
+    assert opt.step().status == "no_feedback"
 
 
 def test_feedback_on_outputs_that_are_not_numbers_is_an_error():
@@ -287,3 +287,53 @@ def test_loading_a_mismatched_state_changes_nothing(tmp_path):
     assert fresh_opt.step_count == 0
     for a, b in zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(fresh_opt.opt_state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+class Axis(tg.Module):
+    def __init__(self, start):
+        self.w = tg.node(jnp.array(start), trainable=True)
+
+
+class TwoAxes(tg.Module):
+    def __init__(self):
+        self.x = Axis([1.0, 2.0])
+        self.y = Axis([-1.0, 3.0])
+
+
+def two_axes_opt():
+    """Two instances of one module class under one optimizer (also built in a fresh process)."""
+    axes = TwoAxes()
+    return axes, JaxOptimizer(axes, optax.adam(0.1))
+
+
+def test_two_instances_of_one_module_class_optimized_together(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    axes, opt = two_axes_opt()
+    assert list(opt.names) == ["x.w", "y.w"]
+    loop(opt, lambda: distance(axes.x.w, tg.node(jnp.zeros(2))) + distance(axes.y.w, tg.node(jnp.ones(2))), 3)
+    assert set(opt.state_dict()["parameters"]) == {"x.w", "y.w"}
+    opt.save(tmp_path / "axes.json", axes)
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_jax_optimizer import two_axes_opt
+axes, opt = two_axes_opt()
+opt.load({str(tmp_path / "axes.json")!r}, axes)
+print(json.dumps({{"state": axes.state_dict(), "opt": opt.state_dict()}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == {"state": axes.state_dict(), "opt": opt.state_dict()}
+
+
+def test_fit_report_is_short_to_print():
+    x = tg.node(jnp.array([1.0, 2.0]), trainable=True, name="x")
+    opt = JaxOptimizer([x], optax.sgd(0.01))
+    opt.backward(distance(x, tg.node(jnp.zeros(2))))
+    report = opt.fit(100)
+    assert len(report.details["losses"]) == 100 and len(repr(report)) < 200
+    assert report.summary().startswith("step 1 (JaxOptimizer): updated") and opt.step_count == 100

@@ -62,6 +62,11 @@ def _atom(t: type, value: Any) -> Hashable:
     return (t, value)
 
 
+# This module reads the engine's private slots (``_serial``, ``_parents``, ``_data``,
+# ``_op``, ``_args``, ``_kwargs``) on purpose: ``analyze`` runs on every step over every
+# ancestor of the loss, and a property call per slot is a measurable share of a step.
+
+
 def _serial(node: Node) -> int:
     return node._serial
 
@@ -241,7 +246,7 @@ def differentiable(param: ParameterNode) -> bool:
     if isinstance(kind, Number):
         return True
     if isinstance(kind, Array):
-        value = param._data
+        value = param.value
         return hasattr(value, "dtype") and jnp.issubdtype(value.dtype, jnp.floating)
     return False
 

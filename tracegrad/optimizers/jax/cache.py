@@ -58,5 +58,4 @@ class ReplayCache:
         return {"hits": self.hits, "misses": self.misses, "size": len(self._entries), "maxsize": self.maxsize}
 
 
-
 __all__ = ["ReplayCache"]

@@ -19,10 +19,9 @@ import jax.numpy as jnp
 
 from tracegrad.errors import TracegradError
 from tracegrad.nodes.kinds import Number
-from tracegrad.optimizers.base import ParameterUpdate, apply_updates
+from tracegrad.optimizers.base import ParameterUpdate
 from tracegrad.optimizers.jax.replay import Program, ReplayCache, analyze, build_program, differentiable
-from tracegrad.trace.backward import ancestors
-from tracegrad.trace.node import Node, ParameterNode
+from tracegrad.trace import Node, ParameterNode, ancestors, assign
 
 
 class CompiledLoss:
@@ -77,7 +76,9 @@ class CompiledLoss:
         unknown = sorted(set(params) - set(self.parameters))
         if unknown:
             raise KeyError(f"unknown parameters {unknown}; known: {sorted(self.parameters)}")
-        return apply_updates({self.parameters[k]: to_parameter_value(self.parameters[k], v) for k, v in params.items()})
+        names = {id(p): name for name, p in self.parameters.items()}
+        triples = assign({self.parameters[k]: to_parameter_value(self.parameters[k], v) for k, v in params.items()})
+        return [ParameterUpdate(names[id(p)], old, new) for p, old, new in triples]
 
     def __repr__(self) -> str:
         return (
@@ -90,7 +91,7 @@ def current_values(parameters: Mapping[str, ParameterNode]) -> dict[str, Any]:
     """The parameters' values as arrays (float numbers as 0-d arrays of the default float)."""
     out = {}
     for name, p in parameters.items():
-        value = p._data
+        value = p.value
         out[name] = jnp.asarray(value, dtype=jnp.result_type(float)) if isinstance(p.kind, Number) else value
     return out
 

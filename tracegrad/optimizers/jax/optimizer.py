@@ -40,11 +40,11 @@ import optax
 from tracegrad.errors import InvalidValueError, TracegradError
 from tracegrad.nodes.kinds import Number
 from tracegrad.nodes.module import Module
-from tracegrad.optimizers.base import Optimizer, ParameterUpdate, StepReport, is_loss_value
-from tracegrad.optimizers.jax.compile import check_differentiable, current_values, parameter_names
+from tracegrad.optimizers.base import Optimizer, Proposal, StepReport, is_loss_value
+from tracegrad.optimizers.jax.compile import check_differentiable, current_values
 from tracegrad.optimizers.jax.replay import Analysis, Program, ReplayCache, analyze, build_program
 from tracegrad.optimizers.jax.state import tree_from_json, tree_to_json
-from tracegrad.trace.node import Node, ParameterNode
+from tracegrad.trace import Node, ParameterNode
 
 _MAX_SCANS = 4
 _norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
@@ -146,7 +146,7 @@ class JaxOptimizer(Optimizer):
             raise TypeError(f"transform must be an optax.GradientTransformation, got {type(transform).__name__}")
         check_differentiable(self.parameters, type(self).__name__)
         self.transform = transform
-        self._named = parameter_names(self.parameters)
+        self._named = dict(self.names)
         self._ids = {id(p): name for name, p in self._named.items()}
         self._bounds = {
             name: (p.kind.low, p.kind.high)
@@ -183,9 +183,9 @@ class JaxOptimizer(Optimizer):
         # no backward(loss) on this optimizer: use numeric outputs that gave feedback
         outputs: dict[int, Node] = {}
         for p in self.parameters:
-            for entry in p._feedback or ():
+            for entry in p.feedback:
                 outputs.setdefault(id(entry.output), entry.output)
-        numeric = [o for o in outputs.values() if is_loss_value(o._data)]
+        numeric = [o for o in outputs.values() if is_loss_value(o.value)]
         if outputs and not numeric:
             raise TracegradError(
                 f"{type(self).__name__} has no loss to differentiate: the outputs given feedback are not "
@@ -210,10 +210,16 @@ class JaxOptimizer(Optimizer):
                 self.cache.discard(analysis.key)
             raise
 
-    def _step(self) -> StepReport:
+    def propose(self, *, sample: int = 0) -> Proposal:
+        """One gradient step on the recorded graph, as a proposal (nothing changes); a
+        gradient step is deterministic, so every ``sample`` is the same proposal.
+
+        Raises ``InvalidValueError`` when the loss, the gradient or a new value is not
+        finite; no proposal is made then.
+        """
         losses = self._loss_nodes()
         if not losses:  # nothing to learn from: like the LLM optimizers, change nothing
-            return StepReport(type(self).__name__, self.step_count + 1, details={"status": "no_feedback"})
+            return self._proposal({}, self._report("no_feedback"))
         entry, analysis = self._entry(losses)
         traces = entry.program.traces
         params = current_values(self._named)
@@ -221,19 +227,13 @@ class JaxOptimizer(Optimizer):
         loss, grad_norm, finite = np.asarray(stats).tolist()
         if not finite:
             self._reject(new, float(loss), float(grad_norm))
-        updates = self._write(new)
-        self.opt_state = state
-        return StepReport(
-            type(self).__name__,
-            self.step_count + 1,
-            updates,
-            details={
-                "loss": float(loss),
-                "grad_norm": float(grad_norm),
-                "compiled": entry.program.traces > traces,
-                "cache": self.cache.info(),
-            },
-        )
+        details = {
+            "loss": float(loss),
+            "grad_norm": float(grad_norm),
+            "compiled": entry.program.traces > traces,
+            "cache": self.cache.info(),
+        }
+        return self._proposal(self._values(new), self._report("updated", details=details), state)
 
     def fit(self, steps: int, *, scan: bool = False) -> StepReport:
         """Run ``steps`` compiled steps on the last recorded graph (same inputs each step).
@@ -242,10 +242,14 @@ class JaxOptimizer(Optimizer):
         written back once at the end, all or nothing: if a loss or the final values are
         not finite, ``InvalidValueError`` is raised and nothing changes. ``scan=True``
         runs the loop as one ``jax.lax.scan`` (one dispatch; compiled once per number of
-        steps). Returns one report: ``details["losses"]`` holds the loss before each
-        step; ``details["loss"]`` and ``["grad_norm"]`` are those of the last step (as
-        ``step()`` reports them: at the values before its update).
+        steps). Returns one report counting ``steps`` steps: ``details["losses"]`` holds
+        the loss before each step; ``details["loss"]`` and ``["grad_norm"]`` are those of
+        the last step (as ``step()`` reports them: at the values before its update).
         """
+        return self.apply(self.propose_fit(steps, scan=scan))
+
+    def propose_fit(self, steps: int, *, scan: bool = False) -> Proposal:
+        """``fit(steps)`` as a proposal: the values and state after ``steps`` steps."""
         if steps < 1:
             raise ValueError("fit() needs at least one step")
         losses = self._loss_nodes()
@@ -272,23 +276,15 @@ class JaxOptimizer(Optimizer):
         if not (finite and np.isfinite(loss_h).all()):
             bad = int(np.argmin(np.isfinite(loss_h))) if not np.isfinite(loss_h).all() else steps - 1
             self._reject(p, float(loss_h[bad]), grad_norm, f" at step {bad + 1} of {steps}")
-        updates = self._write(p)
-        self.opt_state = s
-        first_step = self.step_count + 1
-        report = StepReport(
-            type(self).__name__,
-            first_step,
-            updates,
-            details={
-                "steps": steps,
-                "loss": last_loss,
-                "grad_norm": grad_norm,
-                "losses": loss_h.tolist(),
-                "compiled": entry.program.traces > traces,
-                "cache": self.cache.info(),
-            },
-        )
-        return self._record(report, steps)
+        details = {
+            "steps": steps,
+            "loss": last_loss,
+            "grad_norm": grad_norm,
+            "losses": loss_h.tolist(),
+            "compiled": entry.program.traces > traces,
+            "cache": self.cache.info(),
+        }
+        return self._proposal(self._values(p), self._report("updated", details=details), s, steps=steps)
 
     def _reject(self, new: Mapping[str, Any], loss: float, grad_norm: float, where: str = "") -> None:
         bad = [k for k, v in new.items() if not np.all(np.isfinite(np.asarray(v)))]
@@ -299,9 +295,10 @@ class JaxOptimizer(Optimizer):
             name=name,
         )
 
-    def _write(self, new: Mapping[str, Any]) -> list[ParameterUpdate]:
-        """Assign the new values; they are finite, in bounds and of the kept shape and dtype."""
-        staged = []
+    def _values(self, new: Mapping[str, Any]) -> dict[str, Any]:
+        """The new values as the parameters store them (numbers as floats clipped into
+        their bounds); finite, of the kept shape and dtype."""
+        values = {}
         for name, p in self._named.items():
             value = new[name]
             if isinstance(p.kind, Number):
@@ -309,12 +306,11 @@ class JaxOptimizer(Optimizer):
                 value = float(value)
                 value = value if low is None else max(value, low)
                 value = value if high is None else min(value, high)
-                value = p.kind.validate(value)
-            staged.append((p, value))
-        updates = [ParameterUpdate(p.name, p._data, v) for p, v in staged]
-        for p, v in staged:
-            p._data = v
-        return updates
+            values[name] = value
+        return values
+
+    def _take_state(self, state: Any) -> None:
+        self.opt_state = state
 
     # -- compile statistics ---------------------------------------------------------------
     @property
@@ -345,29 +341,21 @@ class JaxOptimizer(Optimizer):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore ``state_dict()``'s data: checked completely before anything changes."""
-        if state.get("type") != type(self).__name__:
-            super().load_state_dict(state)  # raises the standard mismatch error
+        count = self._checked_step_count(state)
         saved = state.get("parameters")
-        if saved is not None and sorted(saved) != sorted(self._named):
+        if saved is not None and (not isinstance(saved, Mapping) or sorted(saved) != sorted(self._named)):
+            found = sorted(saved) if isinstance(saved, Mapping) else saved
             raise TracegradError(
-                f"the saved optimizer state is for parameters {sorted(saved)}, this optimizer has {sorted(self._named)}"
+                f"the saved optimizer state is for parameters {found}, this optimizer has {sorted(self._named)}"
             )
         opt_state = tree_from_json(state.get("opt_state"), self.transform.init(current_values(self._named)))
-        super().load_state_dict(state)
+        self.step_count = count
         self.opt_state = opt_state
-
-    # -- rollback support for Hybrid -----------------------------------------------------------
-    def _snapshot(self) -> Any:
-        return super()._snapshot(), self.opt_state
-
-    def _restore(self, snapshot: Any) -> None:
-        base, self.opt_state = snapshot
-        super()._restore(base)
 
 
 def _check_scalar(node: Node) -> None:
-    if not is_loss_value(node._data):
-        value = node._data
+    value = node.value
+    if not is_loss_value(value):
         has_shape = hasattr(value, "shape")
         what = f"shape {tuple(value.shape)}, dtype {value.dtype}" if has_shape else f"a {type(value).__name__}"
         raise TypeError(

@@ -56,7 +56,7 @@ class _Map:
 def _template(obj: Any, a: Analysis) -> Any:
     if isinstance(obj, Node):
         kind, index = a.refs[id(obj)]
-        return _Const(obj._data) if kind == "c" else _Slot(kind, index)
+        return _Const(obj.value) if kind == "c" else _Slot(kind, index)
     t = type(obj)
     if t in ATOMS:
         return obj
@@ -73,13 +73,14 @@ class _ReplayOp:
     __slots__ = ("fn", "args", "kwargs", "node_name", "op_name", "treedef", "leaves")
 
     def __init__(self, node: Node, a: Analysis) -> None:
-        self.fn = node._op.fn
-        self.args = _template(node._args, a)
-        self.kwargs = _template(node._kwargs, a) if node._kwargs else None
+        op, kwargs = node.operator, node.kwargs
+        self.fn = op.fn
+        self.args = _template(node.args, a)
+        self.kwargs = _template(kwargs, a) if kwargs else None
         self.node_name = node.name
-        self.op_name = node._op.name
+        self.op_name = op.name
         try:
-            leaves, self.treedef = jax.tree_util.tree_flatten(node._data)
+            leaves, self.treedef = jax.tree_util.tree_flatten(node.value)
         except Exception:  # an exotic value: nothing to compare with
             leaves, self.treedef = [], None
         self.leaves = [_leaf_info(x) for x in leaves]
