@@ -19,7 +19,7 @@ def test_quickstart_runs_and_saves_a_checkpoint(tmp_path):
         [sys.executable, str(EXAMPLE)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "shorten_" in result.stdout and "= self.shorten(" in result.stdout
+    assert "shorten1 = self.shorten(ask1, max_words)" in result.stdout
     payload = tg.read_checkpoint(tmp_path / "out" / "quickstart.json")
     assert set(payload["parameters"]) == {"template", "max_words", "shorten.code"}
     if shutil.which("dot"):

@@ -97,16 +97,59 @@ def test_parameter_shared_twice_is_listed_once():
     assert list(dict(m.named_parameters())) == ["p"]
 
 
-def test_unnamed_parameter_is_named_after_its_attribute():
+def test_a_parameter_in_a_module_is_named_by_its_path():
     agent = Agent()
     assert agent.temperature.name == "temperature"
-    assert agent.planner.prompt.name == "prompt"
+    assert agent.planner.prompt.name == "planner.prompt"
+    assert agent.tools[1].name == "tools.1"
+    assert agent.options["mode"].name == "options.mode"
+    assert agent.solve.parameter.name == "solve.code"
     named = tg.node("x", trainable=True, name="given")
     agent.extra = named
-    assert named.name == "given"
-    hidden = tg.node("x", trainable=True)
-    agent._private = hidden
-    assert hidden.name.startswith("param")
+    assert named.name == "extra"  # inside a module, the path is the name
+    assert [p.name for p in agent.parameters()] == [path for path, _ in agent.named_parameters()]
+
+
+def test_a_sub_module_keeps_its_enclosing_path():
+    agent = Agent()
+    assert dict(agent.planner.named_parameters())["prompt"] is agent.planner.prompt
+    assert agent.planner.prompt.name == "planner.prompt"  # not shortened by the inner walk
+
+
+def test_two_instances_of_one_class_get_distinct_names():
+    class Pair(tg.Module):
+        def __init__(self):
+            self.first = Planner()
+            self.second = Planner()
+
+    pair = Pair()
+    assert [p.name for p in pair.parameters()] == ["first.prompt", "first.depth", "second.prompt", "second.depth"]
+
+
+def test_parameters_appended_later_are_named_when_found():
+    class Holder(tg.Module):
+        def __init__(self):
+            self.items = []
+
+    holder = Holder()
+    p = tg.node("x", trainable=True)
+    holder.items.append(p)
+    assert list(dict(holder.named_parameters())) == ["items.0"] and p.name == "items.0"
+
+
+def test_parameters_inside_a_dataclass_attribute_are_found():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Settings:
+        prompt: object
+        retries: int = 2
+
+    class Holder(tg.Module):
+        def __init__(self):
+            self.settings = Settings(tg.node("Be brief.", trainable=True))
+
+    assert list(dict(Holder().named_parameters())) == ["settings.prompt"]
 
 
 def test_subclass_of_module_with_forward_missing():

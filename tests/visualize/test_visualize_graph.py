@@ -60,3 +60,43 @@ def test_render_writes_a_picture_file(tmp_path, fmt):
     assert path == tmp_path / f"trace.{fmt}"
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG") if fmt == "png" else b"<svg" in data
+
+
+def test_a_node_has_the_same_name_in_the_picture_and_in_the_prompt():
+    import json
+    import re
+
+    class Pipeline(tg.Module):
+        def __init__(self):
+            self.prompt = tg.node("Answer: {q}", trainable=True)
+            self.words = tg.node(3, trainable=True, kind=tg.Integer(1, 20))
+
+        @tg.bundle()
+        def fill(self, template, question):
+            """Fill the template."""
+            return template.format(q=question)
+
+        @tg.bundle()
+        def cut(self, text, n):
+            """Keep the first n words."""
+            return " ".join(text.split()[:n])
+
+        def forward(self, question):
+            filled = self.fill(self.prompt, question)
+            return self.cut(filled + " " + filled, self.words).upper()
+
+    pipeline = Pipeline()
+    out = pipeline(tg.node("what is the capital of France?"))
+    transport = tg.ScriptedTransport([json.dumps({"reasoning": "", "answer": None, "suggestion": {}})])
+    opt = tg.OptoPrime(pipeline, llm=tg.LLM("test/model", transport=transport, cache=False))
+    opt.backward(out, "too short")
+    opt.step()
+    prompt = transport.requests[0].messages[-1]["content"]
+    code = prompt.split("#Code", 1)[1].split("\n#", 1)[0]
+    names = re.findall(r"^(\w[\w.]*) = ", code, re.MULTILINE)
+    assert len(names) >= 4  # fill, add, add, cut, upper
+    labels = set(re.findall(r'label="([^"\\]+)', tg.to_dot(out).source))
+    picture_names = {label.splitlines()[0].split(" (")[0] for label in labels}
+    assert set(names) <= picture_names, (names, sorted(picture_names))
+    for variable in ("prompt", "words"):
+        assert variable in prompt and variable in picture_names

@@ -1,9 +1,16 @@
 """Containers of parameters: ``Module`` and the ``@model`` class decorator.
 
 A module's parameters are found, like PyTorch's, by walking its attributes: parameter
-nodes, nested modules, lists, tuples and dicts of them, and trainable bundled
-functions and methods (their code). Names are attribute paths (``"planner.prompt"``,
-``"tools.0.threshold"``, ``"solve.code"``); they key ``state_dict()`` and checkpoints.
+nodes, nested modules, containers of them (lists, tuples, dicts, dataclasses), and
+trainable bundled functions and methods (their code).
+
+A parameter has one name: its attribute path (``"planner.prompt"``, ``"tools.0"``,
+``"solve.code"``), used everywhere -- ``state_dict()``, checkpoints, optimizers'
+prompts and reports, pictures, JAX. Assigning an attribute names the parameters it
+holds after their paths in this module; when the module itself becomes an attribute of
+another, the enclosing module's longer paths take over. So two sub-modules that each
+have a ``prompt`` give ``first.prompt`` and ``second.prompt``. A path replaces a name
+given with ``name=``: inside a module, the path is the name.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from typing import Any, TypeVar
 from tracegrad._io import atomic_write_json, read_json
 from tracegrad.errors import InvalidValueError, TracegradError
 from tracegrad.nodes.bundle import _INSTANCE_KEY, BoundBundle, Bundle
-from tracegrad.trace.node import ParameterNode
+from tracegrad.trace import ParameterNode, assign
+from tracegrad.trace.containers import children
 
 CHECKPOINT_FORMAT = "tracegrad.module"
 CHECKPOINT_VERSION = 1
@@ -25,14 +33,15 @@ T = TypeVar("T")
 class Module:
     """Base class for objects that hold parameters.
 
-    Assigning an unnamed parameter to an attribute names it after the attribute, so
-    optimizers and reports speak of ``prompt`` rather than ``param_12``.
+    Parameters are named by their attribute paths (see the module docstring), so
+    optimizers and reports speak of ``planner.prompt`` rather than ``param_12``.
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, ParameterNode) and value._name is None and not name.startswith("_"):
-            value._name = name
         object.__setattr__(self, name, value)
+        if isinstance(value, _HOLDERS) or children(value):
+            for _ in self.named_parameters():  # names what the new attribute holds
+                pass
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         forward = getattr(self, "forward", None)
@@ -41,11 +50,16 @@ class Module:
         return forward(*args, **kwargs)
 
     def named_parameters(self) -> Iterator[tuple[str, ParameterNode]]:
-        """``(path, parameter)`` pairs, each parameter once, in attribute order."""
+        """``(path, parameter)`` pairs, each parameter once, in attribute order.
+
+        A parameter found here is named by its path, unless an enclosing module has
+        already named it by a longer path ending in this one.
+        """
         seen: set[int] = set()
         for path, param in _walk_module(self, "", set()):
             if id(param) not in seen:
                 seen.add(id(param))
+                _claim(param, path)
                 yield path, param
 
     def parameters(self) -> list[ParameterNode]:
@@ -54,13 +68,15 @@ class Module:
 
     def state_dict(self) -> dict[str, Any]:
         """Parameter values by path, as JSON-compatible data."""
-        return {path: p.kind.to_json(p._data) for path, p in self.named_parameters()}
+        return {path: p.kind.to_json(p.value) for path, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
         """Set parameters from ``state``: all of them, or (on any invalid value) none.
 
         With ``strict``, missing and unexpected paths are errors too.
         """
+        if not isinstance(state, dict):
+            raise TracegradError(f"a state dict maps parameter paths to values, not a {type(state).__name__}")
         params = dict(self.named_parameters())
         if strict:
             missing = sorted(params.keys() - state.keys())
@@ -73,13 +89,11 @@ class Module:
         for path, data in state.items():
             if path not in params:
                 continue
-            kind = params[path].kind
             try:
-                staged[path] = kind.validate(kind.from_json(data))
+                staged[params[path]] = params[path].kind.from_json(data)
             except InvalidValueError as exc:
                 raise InvalidValueError(exc.reason, name=path) from None
-        for path, value in staged.items():
-            params[path]._data = value
+        assign(staged)
 
     def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> None:
         """Write the parameters (and ``extra`` JSON data, e.g. optimizer state) atomically."""
@@ -120,6 +134,17 @@ def model(cls: type[T]) -> type[T]:
     return type(cls.__name__, (cls, Module), namespace)  # type: ignore[return-value]
 
 
+_HOLDERS = (ParameterNode, Module, Bundle, BoundBundle)
+
+
+def _claim(param: ParameterNode, path: str) -> None:
+    """Name ``param`` by ``path`` unless it already has it, or a longer path that an
+    enclosing module gave it (``planner.prompt`` is not shortened to ``prompt``)."""
+    given = param.given_name
+    if given != path and not (given is not None and given.endswith("." + path)):
+        param.name = path
+
+
 def _join(prefix: str, name: Any) -> str:
     return f"{prefix}.{name}" if prefix else str(name)
 
@@ -149,12 +174,9 @@ def _walk_value(value: Any, path: str, visited: set[int]) -> Iterator[tuple[str,
     elif isinstance(value, (Bundle, BoundBundle)):
         if value.parameter is not None:
             yield f"{path}.code", value.parameter
-    elif isinstance(value, (list, tuple)):
-        if id(value) not in visited:
+    elif id(value) not in visited:
+        items = children(value)
+        if items:
             visited.add(id(value))
-            for i, item in enumerate(value):
-                yield from _walk_value(item, _join(path, i), visited)
-    elif isinstance(value, dict) and id(value) not in visited:
-        visited.add(id(value))
-        for key, item in value.items():
-            yield from _walk_value(item, _join(path, key), visited)
+            for key, item in items:
+                yield from _walk_value(item, _join(path, key), visited)

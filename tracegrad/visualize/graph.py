@@ -11,9 +11,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tracegrad.trace.backward import ancestors
-from tracegrad.trace.node import ErrorNode, Node, OperationNode, ParameterNode
-from tracegrad.trace.query import call_expression, node_type, unique_names
+from tracegrad.trace import (
+    ErrorNode,
+    Node,
+    OperationNode,
+    ParameterNode,
+    ancestors,
+    call_expression,
+    node_type,
+    unique_names,
+)
 
 if TYPE_CHECKING:
     import graphviz
@@ -36,7 +43,9 @@ def to_dot(
     """A graphviz picture of ``roots`` and everything upstream of them.
 
     Parameters are orange, operations blue (labelled with their call), errors red,
-    plain values grey; feedback given to a node hangs off it as a yellow note.
+    plain values grey; feedback given to a node hangs off it as a yellow note. Nodes are
+    named by ``tracegrad.trace.unique_names``, the scheme optimizers' prompts use, so a
+    node has the same name in the picture of an output and in the prompt about it.
     """
     import graphviz
 
@@ -52,7 +61,7 @@ def to_dot(
         dot.node(key, _label(n, names, max_value_chars), **_STYLE[node_type(n)])
         for parent in n.parents:
             dot.edge(_key(parent), key)
-        for i, entry in enumerate(n._feedback or ()):
+        for i, entry in enumerate(n.feedback):
             if entry.output is n:
                 note = f"{key}_fb{i}"
                 dot.node(note, _escape(_shorten(f"feedback: {entry.value}", 2 * max_value_chars)), **_FEEDBACK)
@@ -85,11 +94,11 @@ def _label(node: Node, names: dict[Node, str], limit: int) -> str:
         lines.append(_shorten(f"{type(node.exception).__name__}: {node.exception}", limit))
     elif isinstance(node, OperationNode):
         lines.append(_shorten(call_expression(node, names), limit))
-        lines.append("= " + _shorten(repr(node._data), limit))
+        lines.append("= " + _shorten(repr(node.value), limit))
     else:
         if isinstance(node, ParameterNode):
             lines[0] += f" ({node.kind.name})"
-        lines.append(_shorten(repr(node._data), limit))
+        lines.append(_shorten(repr(node.value), limit))
     return "\n".join(_escape(line) for line in lines)
 
 
