@@ -16,8 +16,6 @@ import os
 import re
 
 import tracegrad as tg
-from tracegrad.optimizers.llm import LLM, ScriptedTransport
-from tracegrad.optimizers.llm.optoprime import OptoPrime
 
 TESTS = [
     ("level", True),
@@ -79,18 +77,18 @@ def stand_in_model(request) -> str:
     )
 
 
-def choose_llm(model: str | None) -> LLM:
+def choose_llm(model: str | None) -> tg.LLM:
     """The configured model, else the offline stand-in."""
     model = model or os.environ.get("TRACEGRAD_MODEL")
     if model:
-        return LLM(model)
+        return tg.LLM(model)
     print("(no model configured: using the offline stand-in; pass --model NAME for a real one)")
-    return LLM("stand-in/fix-code", transport=ScriptedTransport(stand_in_model), cache=False)
+    return tg.LLM("stand-in/fix-code", transport=tg.ScriptedTransport(stand_in_model), cache=False)
 
 
-def run(llm: LLM, steps: int = 5) -> int:
+def run(llm: tg.LLM, steps: int = 5) -> int:
     """Optimize the code; returns the number of tests still failing."""
-    opt = OptoPrime([is_palindrome.parameter], llm=llm)
+    opt = tg.OptoPrime([is_palindrome.parameter], llm=llm)
     failures = run_tests()
     for step in range(1, steps + 1):
         print(f"step {step}: {len(TESTS) - len(failures)}/{len(TESTS)} tests pass")

@@ -26,9 +26,6 @@ import jax.numpy as jnp
 import optax
 
 import tracegrad as tg
-from tracegrad.optimizers.hybrid import Hybrid
-from tracegrad.optimizers.jax import JaxOptimizer
-from tracegrad.optimizers.llm import LLM, LLMRequest, OptoPrime, ScriptedTransport
 
 DT = 0.15
 HORIZON = 20  # 3 simulated seconds
@@ -81,7 +78,7 @@ def summary(cost: tg.Node, positions: list[float]) -> str:
 
 
 def tune_gains(gains: tg.Node, steps: int) -> None:
-    opt = JaxOptimizer([gains], optax.adam(0.1))
+    opt = tg.JaxOptimizer([gains], optax.adam(0.1))
     for i in range(steps):
         cost, positions = simulate(gains)
         opt.zero_feedback()
@@ -99,7 +96,7 @@ FRICTION_FIX = '''def controller(state, gains):
 '''
 
 
-def stand_in_model(request: LLMRequest) -> str:
+def stand_in_model(request: tg.LLMRequest) -> str:
     """An offline stand-in for a model: proposes cancelling the friction, once."""
     prompt = request.messages[-1]["content"]
     if "0.2 * state[1]" in prompt:
@@ -110,11 +107,11 @@ def stand_in_model(request: LLMRequest) -> str:
 
 def hybrid_rounds(gains: tg.Node, rounds: int, gradient_steps: int = 10) -> None:
     if os.environ.get("TRACEGRAD_MODEL"):
-        llm = LLM()
+        llm = tg.LLM()
     else:
         print("  (no model configured: using the offline stand-in; set TRACEGRAD_MODEL for a real one)")
-        llm = LLM("stand-in", transport=ScriptedTransport(stand_in_model), cache=False)
-    opt = Hybrid(llm=OptoPrime([controller.parameter], llm=llm), jax=JaxOptimizer([gains], optax.adam(0.1)))
+        llm = tg.LLM("stand-in", transport=tg.ScriptedTransport(stand_in_model), cache=False)
+    opt = tg.Hybrid(llm=tg.OptoPrime([controller.parameter], llm=llm), jax=tg.JaxOptimizer([gains], optax.adam(0.1)))
     for r in range(rounds):
         cost, positions = simulate(gains)
         feedback = summary(cost, positions)
@@ -122,7 +119,7 @@ def hybrid_rounds(gains: tg.Node, rounds: int, gradient_steps: int = 10) -> None
         opt.zero_feedback()
         opt.backward(cost, feedback)  # the numeric cost for JAX, the text for the LLM
         report = opt.step()
-        print(f"    llm: {report.details['llm'].get('status', '')}; jax loss {report.details['jax']['loss']:.3f}")
+        print(f"    llm: {report.parts['llm'].status}; jax loss {report.parts['jax'].details['loss']:.3f}")
         jax_opt = opt.optimizers["jax"]
         for _ in range(gradient_steps):  # a few gradient steps on the new code's gains
             cost, _ = simulate(gains)

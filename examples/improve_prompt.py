@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import tracegrad as tg
-from tracegrad.optimizers.llm import LLM, ScriptedTransport
-from tracegrad.optimizers.llm.optoprime import OptoPrime
 
 DATA = Path(__file__).resolve().parent / "data" / "word_sorting_sample.json"
 TaskModel = Callable[[str, str], str]
@@ -83,24 +81,24 @@ def stand_in_optimizer(request) -> str:
     )
 
 
-def choose_models(model: str | None) -> tuple[LLM, TaskModel]:
+def choose_models(model: str | None) -> tuple[tg.LLM, TaskModel]:
     """(optimizer model, task model): the configured model for both, else stand-ins."""
     model = model or os.environ.get("TRACEGRAD_MODEL")
     if model:
-        task_llm = LLM(model, temperature=0)
+        task_llm = tg.LLM(model, temperature=0)
 
         def task_model(instruction: str, words: str) -> str:
             messages = [{"role": "system", "content": instruction}, {"role": "user", "content": words}]
             return task_llm.complete(messages).text
 
-        return LLM(model), task_model
+        return tg.LLM(model), task_model
     print("(no model configured: using offline stand-ins; pass --model NAME for a real one)")
-    return LLM(
-        "stand-in/improve-prompt", transport=ScriptedTransport(stand_in_optimizer), cache=False
+    return tg.LLM(
+        "stand-in/improve-prompt", transport=tg.ScriptedTransport(stand_in_optimizer), cache=False
     ), stand_in_task_model
 
 
-def run(llm: LLM, task_model: TaskModel, steps: int = 4) -> tuple[float, float]:
+def run(llm: tg.LLM, task_model: TaskModel, steps: int = 4) -> tuple[float, float]:
     """Optimize the prompt; returns validation accuracy before and after."""
     train, val = load()
     ask = make_ask(task_model)
@@ -111,7 +109,7 @@ def run(llm: LLM, task_model: TaskModel, steps: int = 4) -> tuple[float, float]:
         description="the task model's system prompt",
     )
     before = accuracy(ask, instruction, val)
-    opt = OptoPrime([instruction], llm=llm)
+    opt = tg.OptoPrime([instruction], llm=llm)
     for step in range(1, steps + 1):
         batch = [train[(3 * step + i) % len(train)] for i in range(3)]
         opt.zero_feedback()

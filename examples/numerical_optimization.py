@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import optax
 
 import tracegrad as tg
-from tracegrad.optimizers.jax import JaxOptimizer
 
 DIM = 5
 STEPS = 30
@@ -62,7 +61,7 @@ def start() -> jax.Array:
 
 def run_adam() -> list[float]:
     x = tg.node(start(), trainable=True, name="x", description="the vector to optimize")
-    opt = JaxOptimizer([x], optax.adam(0.1))
+    opt = tg.JaxOptimizer([x], optax.adam(0.1))
     losses = []
     for _ in range(STEPS):
         loss = objective(x)
@@ -77,11 +76,9 @@ def run_optoprime() -> list[float] | None:
     if not os.environ.get("TRACEGRAD_MODEL"):
         print("note: OptoPrime skipped -- set TRACEGRAD_MODEL (e.g. openai/gpt-4o-mini) to compare with an LLM")
         return None
-    from tracegrad.optimizers.llm import LLM
-    from tracegrad.optimizers.llm.optoprime import OptoPrime
 
     x = tg.node(start(), trainable=True, name="x", description=f"a vector of {DIM} floats to optimize")
-    opt = OptoPrime([x], llm=LLM())
+    opt = tg.OptoPrime([x], llm=tg.LLM())
     losses = []
     for _ in range(LLM_STEPS):
         loss = objective(x)

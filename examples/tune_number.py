@@ -16,8 +16,6 @@ import os
 import re
 
 import tracegrad as tg
-from tracegrad.optimizers.llm import LLM, ScriptedTransport
-from tracegrad.optimizers.llm.optoprime import OptoPrime
 
 SPEED = 20.0  # m/s
 TARGET = 30.0  # m
@@ -64,20 +62,20 @@ def stand_in_model(request) -> str:
     )
 
 
-def choose_llm(model: str | None) -> LLM:
+def choose_llm(model: str | None) -> tg.LLM:
     """The configured model, else the offline stand-in."""
     model = model or os.environ.get("TRACEGRAD_MODEL")
     if model:
-        return LLM(model)
+        return tg.LLM(model)
     print("(no model configured: using the offline stand-in; pass --model NAME for a real one)")
-    return LLM("stand-in/tune-number", transport=ScriptedTransport(stand_in_model), cache=False)
+    return tg.LLM("stand-in/tune-number", transport=tg.ScriptedTransport(stand_in_model), cache=False)
 
 
-def run(llm: LLM, steps: int = 10) -> float:
+def run(llm: tg.LLM, steps: int = 10) -> float:
     """Optimize the angle; returns the final landing distance."""
     angle = tg.parameter(10.0, tg.Number(0, 45), name="angle", description="launch angle in degrees")
     speed = tg.node(SPEED, name="speed")
-    opt = OptoPrime([angle], llm=llm, memory_size=3)
+    opt = tg.OptoPrime([angle], llm=llm, memory_size=3)
     distance = flight_distance(angle, speed)
     for step in range(1, steps + 1):
         feedback = judge(distance.data)

@@ -10,7 +10,18 @@ import pytest
 
 import tracegrad
 
-HEAVY = ("litellm", "jax", "ray")
+HEAVY = ("litellm", "jax", "optax", "ray")
+
+
+def loaded_after(code: str) -> list[str]:
+    """The heavy modules (and tracegrad's optimizers) imported by ``code`` in a fresh process."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] if not m.startswith('tracegrad') else m for m in sys.modules "
+        f"if m.split('.')[0] in {list(HEAVY)!r} or m.startswith('tracegrad.optimizers')}})))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("name", tracegrad.__all__)
@@ -51,4 +62,27 @@ def test_import_does_not_pull_heavy_dependencies():
 def test_star_import_works():
     namespace: dict = {}
     exec("from tracegrad import *", namespace)
-    assert "node" in namespace and "bundle" in namespace
+    assert "node" in namespace and "bundle" in namespace and "OptoPrime" in namespace
+
+
+def test_star_import_loads_no_heavy_dependency():
+    assert [m for m in loaded_after("from tracegrad import *") if not m.startswith("tracegrad")] == []
+
+
+def test_the_model_client_imports_no_optimizer():
+    assert loaded_after("import tracegrad.llm") == []
+
+
+def test_all_lists_no_modules_and_dir_lists_the_lazy_names():
+    import types
+
+    assert not [n for n in tracegrad.__all__ if isinstance(getattr(tracegrad, n), types.ModuleType)]
+    names = dir(tracegrad)
+    for name in ("JaxOptimizer", "jax", "OptoPrime", "LLM", "Hybrid", "render", "to_dot", "node"):
+        assert name in names
+    assert "JaxOptimizer" not in tracegrad.__all__  # it imports JAX
+
+
+def test_internals_are_not_public():
+    for name in ("build_problem", "extract_json", "resolve_model", "apply_updates", "render_problem"):
+        assert name not in tracegrad.__all__ and not hasattr(tracegrad, name)

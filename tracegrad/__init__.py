@@ -2,8 +2,13 @@
 
 Decorate functions with ``@bundle``, mark values trainable with ``node(...,
 trainable=True)``, run the workflow, call ``output.backward(feedback)`` and let an
-optimizer update the parameters. Heavy parts (the LLM client, JAX, Ray, graphviz)
-are imported only when first used.
+optimizer update the parameters.
+
+Every public name is documented here, as ``tracegrad.<name>`` (``import tracegrad as
+tg; tg.OptoPrime``). Names whose modules are heavier are imported on first use; the
+ones that need an extra (``JaxOptimizer`` and ``tracegrad.jax`` need JAX) are listed by
+``dir(tracegrad)`` but left out of ``__all__``, so ``from tracegrad import *`` never
+imports JAX, optax or litellm.
 """
 
 from __future__ import annotations
@@ -48,32 +53,63 @@ from tracegrad.trace import (
 
 __version__ = "0.1.0"
 
-# Public names whose modules are imported on first use (they pull heavy dependencies).
-_LAZY = {
+# Public names imported on first use: name -> (module, attribute or None for the module).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    # the model client (no litellm until a real call is made)
+    **{
+        name: ("tracegrad.llm", name)
+        for name in (
+            "LLM",
+            "Budget",
+            "Usage",
+            "UsageSnapshot",
+            "CostEstimate",
+            "Completion",
+            "Transport",
+            "ScriptedTransport",
+            "ReplayTransport",
+            "LiteLLMTransport",
+            "RetryPolicy",
+            "ResponseCache",
+            "LLMError",
+            "LLMCallError",
+            "LLMConfigError",
+            "BudgetExceeded",
+            "StructuredOutputError",
+        )
+    },
+    # optimizers and their protocol
+    **{name: ("tracegrad.optimizers", name) for name in ("Optimizer", "Proposal", "StepReport", "ParameterUpdate")},
+    **{name: ("tracegrad.optimizers.llm", name) for name in ("LLMOptimizer", "OptoPrime", "OPRO")},
+    "Hybrid": ("tracegrad.optimizers.hybrid", "Hybrid"),
+    # pictures (graphviz is imported only when drawing)
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),
-    "optimizers": ("tracegrad.optimizers", None),
-    "LLM": ("tracegrad.optimizers.llm", "LLM"),
-    "Budget": ("tracegrad.optimizers.llm", "Budget"),
+}
+# Names that import an extra's heavy dependency: in dir(), not in __all__.
+_HEAVY: dict[str, tuple[str, str | None]] = {
+    "JaxOptimizer": ("tracegrad.optimizers.jax", "JaxOptimizer"),
     "jax": ("tracegrad.optimizers.jax", None),
-    "visualize": ("tracegrad.visualize", None),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module_name, attr = _LAZY[name]
-        module = importlib.import_module(module_name)
-        value = module if attr is None else getattr(module, attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
+    where = _LAZY.get(name) or _HEAVY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
+    module_name, attr = where
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_HEAVY})
 
 
 __all__ = [
     "Array",
-    "LLM",
-    "Budget",
     "Bundle",
     "Choice",
     "Code",
@@ -96,18 +132,14 @@ __all__ = [
     "apply",
     "bundle",
     "is_tracing",
-    "jax",
     "model",
     "no_trace",
     "node",
-    "optimizers",
     "parameter",
     "read_checkpoint",
     "recording",
-    "render",
     "subgraph",
-    "to_dot",
     "to_networkx",
     "tracing",
-    "visualize",
+    *_LAZY,
 ]
