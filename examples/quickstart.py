@@ -45,10 +45,10 @@ def main() -> None:
     for path, param in agent.named_parameters():
         print(f"  {path:<14} {param.kind.describe():<40} feedback={[f.value for f in param.feedback]}")
 
-    graph = tg.subgraph(agent.parameters())
-    print("\nthe trace, as the optimizer will read it:")
-    for op in graph.operations:
-        print("  " + graph.code_line(op))
+    optimizer = tg.OptoPrime(agent)  # the model is needed only when it is asked
+    print("\nthe trace, as the optimizer will read it (the exact request, no model called):")
+    request = optimizer.next_messages()[-1]["content"]
+    print("  " + request.replace("\n", "\n  "))
 
     out = Path("out")
     agent.save(out / "quickstart.json")

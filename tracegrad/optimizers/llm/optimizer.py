@@ -124,11 +124,7 @@ class LLMOptimizer(Optimizer):
         super().__init__(parameters, log_path=log_path)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if llm is None:
-            from tracegrad.llm.client import LLM
-
-            llm = LLM()
-        self.llm = llm
+        self._llm = llm  # None: the configured model, resolved at the first model call
         self.objective = objective or self.default_objective
         size = self.default_memory_size if memory_size is None else memory_size
         self.memory: deque[Memory] = deque(maxlen=max(size, 0))
@@ -136,7 +132,7 @@ class LLMOptimizer(Optimizer):
         self.prompt_tokens = prompt_tokens
         self.value_tokens = value_tokens
         if token_counter == "model":
-            token_counter = _transport_counter(llm)
+            token_counter = _transport_counter(self)
         elif isinstance(token_counter, str):
             raise ValueError('token_counter must be a function or "model"')
         self.count_tokens: TokenCounter = token_counter or estimate_tokens
@@ -147,11 +143,28 @@ class LLMOptimizer(Optimizer):
                 f"prompt_tokens={prompt_tokens} leaves {room} tokens for the problem after the fixed "
                 f"instructions and the room kept for a repair turn; give at least {needed}"
             )
-        if "max_tokens" not in call_settings and "max_tokens" not in llm.settings:
-            # a model that never stops would otherwise generate up to its context limit
-            call_settings["max_tokens"] = DEFAULT_REPLY_TOKENS
         self.call_settings = call_settings
         self._name_of = {p: name for name, p in self.names.items()}
+
+    @property
+    def llm(self) -> LLM:
+        """The client the optimizer asks (``LLM()`` from ``$TRACEGRAD_MODEL`` when none was
+        given, made at the first model call: building an optimizer needs no model)."""
+        if self._llm is None:
+            from tracegrad.llm.client import LLM
+
+            self._llm = LLM()
+        return self._llm
+
+    @llm.setter
+    def llm(self, llm: LLM) -> None:
+        self._llm = llm
+
+    def next_messages(self) -> list[dict[str, str]] | None:
+        """The exact messages the next ``propose()`` sends first (None when no parameter has
+        feedback): what the model will read, for inspection. Calls no model."""
+        ask = self._ask()
+        return None if ask is None else ask.messages
 
     # -- what the model sees (subclasses) -------------------------------------------
     @abstractmethod
@@ -178,8 +191,7 @@ class LLMOptimizer(Optimizer):
         ask = self._ask()
         if ask is None:
             return None
-        reply_tokens = int(self.call_settings.get("max_tokens") or self.llm.settings.get("max_tokens") or 0) or None
-        return self.llm.estimate_cost(ask.messages, reply_tokens, calls=steps)
+        return self.llm.estimate_cost(ask.messages, self._reply_tokens(), calls=steps)
 
     # -- propose ----------------------------------------------------------------------------
     def propose(self, *, sample: int = 0) -> Proposal:
@@ -218,8 +230,18 @@ class LLMOptimizer(Optimizer):
             "check": ask.check,
             "repairs": self.max_attempts - 1,
             "sample_index": sample or None,
+            "max_tokens": self._reply_tokens(),
             **self.call_settings,
         }
+
+    def _reply_tokens(self) -> int | None:
+        """The reply tokens a call asks for: the call settings', else the client's, else
+        ``DEFAULT_REPLY_TOKENS`` (a model that never stops would otherwise generate up to
+        its context limit)."""
+        for settings in (self.call_settings, self.llm.settings):
+            if "max_tokens" in settings:
+                return settings["max_tokens"]
+        return DEFAULT_REPLY_TOKENS
 
     def _problem_tokens(self) -> int:
         """Prompt tokens left for the problem after the system prompt and a repair turn."""
@@ -303,10 +325,10 @@ def _checked_memory(items: Any) -> list[Memory]:
     return out
 
 
-def _transport_counter(llm: LLM) -> TokenCounter:
+def _transport_counter(optimizer: LLMOptimizer) -> TokenCounter:
     """Counts with the client's transport (the model's tokenizer where it has one)."""
 
     def count(text: str) -> int:
-        return llm.count_tokens(text)[0]
+        return optimizer.llm.count_tokens(text)[0]
 
     return count
