@@ -86,3 +86,16 @@ def test_all_lists_no_modules_and_dir_lists_the_lazy_names():
 def test_internals_are_not_public():
     for name in ("build_problem", "extract_json", "resolve_model", "apply_updates", "render_problem"):
         assert name not in tracegrad.__all__ and not hasattr(tracegrad, name)
+
+
+def test_errors_survive_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(tracegrad.InvalidValueError("too large", name="scale")))
+    assert (err.reason, err.parameter_name, str(err)) == ("too large", "scale", "scale: too large")
+    x = tracegrad.node("a", trainable=True, name="x")
+    try:
+        x + 1
+    except tracegrad.ExecutionError as exc:
+        copy = pickle.loads(pickle.dumps(exc))
+    assert isinstance(copy.exception, TypeError) and copy.node.parents[0].name == "x"

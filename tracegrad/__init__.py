@@ -65,6 +65,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
             "UsageSnapshot",
             "CostEstimate",
             "Completion",
+            "LLMRequest",
+            "TransportResponse",
             "Transport",
             "ScriptedTransport",
             "ReplayTransport",

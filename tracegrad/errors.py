@@ -20,6 +20,9 @@ class InvalidValueError(TracegradError, ValueError):
         self.parameter_name = name
         super().__init__(f"{name}: {reason}" if name else reason)
 
+    def __reduce__(self) -> tuple:  # pickles (for other processes) with its parameter's name
+        return (_invalid_value, (self.reason, self.parameter_name))
+
 
 class ExecutionError(TracegradError):
     """An exception raised inside a traced function.
@@ -33,3 +36,10 @@ class ExecutionError(TracegradError):
         self.node = node
         self.exception: BaseException = node.exception
         super().__init__(f"{node.name}: {type(self.exception).__name__}: {self.exception}")
+
+    def __reduce__(self) -> tuple:  # pickles with its error node (and so its graph)
+        return (type(self), (self.node,))
+
+
+def _invalid_value(reason: str, name: str | None) -> InvalidValueError:
+    return InvalidValueError(reason, name=name)
