@@ -66,6 +66,7 @@ class EvaluationCache:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
         self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._added: list[str] = []
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -98,12 +99,20 @@ class EvaluationCache:
         with self._lock:
             self._entries[key] = dict(entry)
             self._entries.move_to_end(key)
+            self._added.append(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._added.clear()
+
+    def drain(self) -> list[list[Any]]:
+        """The entries stored since the last ``drain`` (still held), for an append-only file."""
+        with self._lock:
+            keys, self._added = self._added, []
+            return [[k, self._entries[k]] for k in dict.fromkeys(keys) if k in self._entries]
 
     def to_json(self) -> list[list[Any]]:
         """The entries, oldest first (what ``load_json`` takes back)."""
@@ -111,10 +120,14 @@ class EvaluationCache:
             return [[k, v] for k, v in self._entries.items()]
 
     def load_json(self, data: list[list[Any]]) -> None:
-        """Replace the entries with saved ones."""
-        entries = OrderedDict((str(k), dict(v)) for k, v in data)
+        """Replace the entries with saved ones (in order; a later entry of a key wins)."""
+        entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        for k, v in data:
+            entries[str(k)] = dict(v)
+            entries.move_to_end(str(k))
         with self._lock:
             self._entries = entries
+            self._added = []
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 

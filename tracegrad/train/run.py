@@ -5,8 +5,8 @@ A run directory holds:
 * ``checkpoint.json`` -- everything a resumed run needs, in one file written
   atomically after every step (a temporary file beside it, fsynced, renamed over it):
   the parameter values, the optimizer state, the candidate pool, the position in the
-  data (epoch, batch, seed), the search's random state, the history with its costs, the
-  evaluation cache, and how long the log was at that moment. A reader never sees a
+  data (epoch, batch, seed), the search's random state, the history with its costs, and
+  how long the log and the cache file were at that moment. A reader never sees a
   half-written checkpoint; a run killed at any moment loses at most the step in
   progress.
 * ``parameters.json`` -- the current parameters and optimizer state as a module
@@ -14,8 +14,13 @@ A run directory holds:
   the checkpoint; it is for people, resuming never reads it.
 * ``log.jsonl`` -- one JSON object per line: the run's start, every proposal (with
   the exact request and raw reply of the optimizer's model), every step, the stop.
-  On resume, lines written after the last checkpoint (the step that was lost) are cut
-  off, so the log tells each step once.
+* ``cache.jsonl`` -- the evaluation cache, one ``[key, result]`` per line, appended
+  at each checkpoint with what the step added (so a checkpoint costs what the step
+  did, not what the run did).
+
+The checkpoint records how long the two JSON-lines files were when it was written; on
+resume, what was appended after it (by the step that was lost) is cut off, so the log
+tells each step once and the cache holds what the checkpoint knew.
 
 Temporary files left by a write that was killed are removed on resume.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ from tracegrad.errors import TracegradError
 CHECKPOINT = "checkpoint.json"
 PARAMETERS = "parameters.json"
 LOG = "log.jsonl"
+CACHE = "cache.jsonl"
 FORMAT = "tracegrad.train"
 VERSION = 1
 
@@ -81,6 +88,7 @@ class RunDir:
         self.checkpoint_path = self.path / CHECKPOINT
         self.parameters_path = self.path / PARAMETERS
         self.log = RunLog(self.path / LOG)
+        self.cache = RunLog(self.path / CACHE)
 
     def __repr__(self) -> str:
         return f"RunDir({os.fspath(self.path)!r})"
@@ -110,13 +118,27 @@ class RunDir:
             raise TracegradError(f"{os.fspath(self.checkpoint_path)!r} was written by a newer tracegrad")
         return data
 
-    def write(self, state: dict[str, Any]) -> None:
-        """Write the checkpoint atomically (the log is synced first and its length recorded)."""
-        payload = {"format": FORMAT, "version": VERSION, **state, "log_offset": self.log.sync()}
-        atomic_write_json(self.checkpoint_path, payload)
+    def write(self, state: dict[str, Any], cache_entries: Sequence[list[Any]] = ()) -> None:
+        """Append ``cache_entries`` to the cache file, then write the checkpoint atomically
+        with the lengths of the synced log and cache files."""
+        for entry in cache_entries:
+            self.cache.write(entry)
+        offsets = {"log_offset": self.log.sync(), "cache_offset": self.cache.sync()}
+        atomic_write_json(self.checkpoint_path, {"format": FORMAT, "version": VERSION, **state, **offsets})
+
+    def rewind(self, checkpoint: dict[str, Any] | None) -> list[list[Any]]:
+        """Cut the log and cache files back to what ``checkpoint`` recorded (to nothing
+        without one); returns the cache entries kept."""
+        self.log.truncate(int(checkpoint.get("log_offset", 0)) if checkpoint else 0)
+        self.cache.truncate(int(checkpoint.get("cache_offset", 0)) if checkpoint else 0)
+        if not self.cache.path.exists():
+            return []
+        with self.cache.path.open(encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
 
     def close(self) -> None:
         self.log.close()
+        self.cache.close()
 
 
-__all__ = ["CHECKPOINT", "FORMAT", "LOG", "PARAMETERS", "VERSION", "RunDir", "RunLog"]
+__all__ = ["CACHE", "CHECKPOINT", "FORMAT", "LOG", "PARAMETERS", "VERSION", "RunDir", "RunLog"]

@@ -234,7 +234,7 @@ class Trainer:
                 if not self.resume:
                     raise TracegradError(f"{run.path} holds a run; pass resume=True to continue it, or another run_dir")
                 return self._restore(run.read())
-            run.log.truncate(0)  # lines of a run killed before its first checkpoint
+            run.rewind(None)  # what a run killed before its first checkpoint wrote
         values = self.runner.values()
         version = version_of(values)
         start = Candidate(0, version, values, optimizer_state=self.optimizer.state_dict())
@@ -269,9 +269,9 @@ class Trainer:
         self.history.stop_reason = None
         version, internal, gauss = data["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
-        if self.cache is not None and data.get("cache") is not None:
-            self.cache.load_json(data["cache"])
-        self.run_dir.log.truncate(int(data.get("log_offset", 0)))  # type: ignore[union-attr]
+        entries = self.run_dir.rewind(data)  # type: ignore[union-attr]
+        if self.cache is not None:
+            self.cache.load_json(entries)
         self._log({"event": "resume", "step": len(self.history), "position": data["position"]})
         self.position = (int(data["position"]["epoch"]), int(data["position"]["batch"]))
         return self.position
@@ -307,9 +307,8 @@ class Trainer:
             "pool": self.pool.to_json(),
             "rng": list(self.rng.getstate()),
             "history": self.history.to_json(),
-            "cache": self.cache.to_json() if self.cache is not None else None,
         }
-        run.write(state)
+        run.write(state, self.cache.drain() if self.cache is not None else [])
         module = self.model if isinstance(self.model, Module) else None
         self.optimizer.save(run.parameters_path, module)
 
