@@ -400,3 +400,32 @@ def test_a_loss_that_is_not_a_scalar_is_refused():
         compile(x * 2.0).grad()
     with pytest.raises(TypeError, match="scalar"):
         opt.backward(tg.node("text"))
+
+
+def test_parameters_inside_a_namedtuple_an_ordereddict_and_a_dataclass_get_gradients():
+    import collections
+    import dataclasses
+
+    Pair = collections.namedtuple("Pair", "w b")
+
+    @dataclasses.dataclass
+    class Box:
+        scale: object
+
+    @tg.bundle
+    def loss_of(pair, extra, box):
+        """Squared error of the affine map, read from three kinds of containers."""
+        return jnp.sum((pair.w * box.scale + pair.b + extra["shift"] - 1.0) ** 2)
+
+    w = tg.node(jnp.array([0.5, 2.0]), trainable=True, name="w")
+    b = tg.node(0.0, trainable=True, name="b")
+    shift = tg.node(jnp.array(0.25), trainable=True, name="shift")
+    loss = loss_of(Pair(w, b), collections.OrderedDict(shift=shift), Box(tg.node(2.0, name="scale")))
+    assert {p.name for p in loss.parents} == {"w", "b", "shift", "scale"}
+    compiled = compile(loss, [w, b, shift])
+    value, grads = compiled.value_and_grad()
+    expected = jnp.sum((jnp.array([0.5, 2.0]) * 2.0 + 0.25 - 1.0) ** 2)
+    assert float(value) == pytest.approx(float(expected))
+    residual = jnp.array([0.5, 2.0]) * 2.0 + 0.25 - 1.0
+    np.testing.assert_allclose(grads["w"], 2 * residual * 2.0, rtol=1e-6)
+    assert float(grads["b"]) == pytest.approx(float(jnp.sum(2 * residual)))

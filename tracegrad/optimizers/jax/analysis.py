@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tracegrad.optimizers.jax.errors import NotDifferentiableError
+from tracegrad.trace.containers import children, is_container
 from tracegrad.trace.node import Node, ParameterNode
 
 ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
@@ -93,7 +94,7 @@ class Analysis:
         self._sigs: list[Hashable] = []
         self._passed: set[int] = set()
 
-    # the argument pattern of an operation (mirrors tracegrad.trace.recording.resolve)
+    # the argument pattern of an operation (the engine's container rule, exact types inline)
     def arg_key(self, obj: Any) -> Hashable:
         if isinstance(obj, Node):
             nid = id(obj)
@@ -112,6 +113,8 @@ class Analysis:
             if idx is None:
                 idx = self.lifted[id(obj)] = self._add_input(obj, f"const_{len(self.inputs)}")
             return ("i", idx)
+        if is_container(obj):  # a namedtuple, an OrderedDict, a dataclass ...: the engine's rule
+            return (t, tuple([(self.freeze(k), self.arg_key(v)) for k, v in children(obj)]))
         return self.freeze(obj)
 
     def external(self, node: Node) -> tuple:

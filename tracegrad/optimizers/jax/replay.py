@@ -17,8 +17,8 @@ from tracegrad.errors import TracegradError
 from tracegrad.optimizers.jax.analysis import ATOMS, SEQUENCES, Analysis, analyze, differentiable, is_array
 from tracegrad.optimizers.jax.cache import ReplayCache
 from tracegrad.optimizers.jax.errors import NotDifferentiableError
-from tracegrad.trace.context import READS, TRACING
-from tracegrad.trace.node import Node
+from tracegrad.trace import Node, running_bundle
+from tracegrad.trace.containers import is_container, replace
 
 # -- the program: templates filled at trace time ---------------------------------------
 
@@ -53,6 +53,17 @@ class _Map:
         self.items = items
 
 
+class _Tree:
+    """Any other container the engine looks into (a namedtuple, an ``OrderedDict``, a
+    dataclass ...): kept with templates in place of its nodes, rebuilt by the engine's
+    one container rule at replay."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: Any) -> None:
+        self.shape = shape
+
+
 def _template(obj: Any, a: Analysis) -> Any:
     if isinstance(obj, Node):
         kind, index = a.refs[id(obj)]
@@ -66,6 +77,8 @@ def _template(obj: Any, a: Analysis) -> Any:
         return _Map([(k, _template(v, a)) for k, v in obj.items()])
     if is_array(obj):
         return _Slot("i", a.lifted[id(obj)])
+    if is_container(obj):
+        return _Tree(replace(obj, Node, lambda n: _template(n, a)))
     return _Const(obj)
 
 
@@ -148,49 +161,49 @@ class Program:
 
     def _pure(self, params: Mapping[str, Any], inputs: Sequence[Any]) -> Any:
         self.traces += 1  # a Python side effect: runs when JAX traces, not per call
-        reads = READS.set([])  # nested bundles run as plain functions, nothing is recorded
-        tracing = TRACING.set(False)
-        try:
-            outs: list[Any] = []
+        with running_bundle([]):  # nested bundles run as plain functions, nothing is recorded
+            return self._replay(params, inputs)
 
-            def fill(t: Any) -> Any:
-                tt = type(t)
-                if tt is _Slot:
-                    kind = t.kind
-                    if kind == "o":
-                        return outs[t.index]
-                    if kind == "p":
-                        return params[t.index]
-                    return inputs[t.index]
-                if tt is _Const:
-                    return t.value
-                if tt is _Seq:
-                    return t.type(fill(x) for x in t.items)
-                if tt is _Map:
-                    return {k: fill(v) for k, v in t.items}
-                return t
+    def _replay(self, params: Mapping[str, Any], inputs: Sequence[Any]) -> Any:
+        outs: list[Any] = []
 
-            for op in self.ops:
-                args = fill(op.args)
-                kwargs = fill(op.kwargs) if op.kwargs is not None else {}
-                try:
-                    value = op.fn(*args, **kwargs)
-                except TracegradError:
-                    raise
-                except Exception as exc:
-                    raise NotDifferentiableError.at(
-                        op.node_name, op.op_name, f"replaying it on JAX arrays raised {type(exc).__name__}: {exc}"
-                    ) from exc
-                op.check(value)
-                outs.append(value)
-            total = None
-            for name, template in zip(self.loss_names, self.losses, strict=True):
-                value = _scalar_loss(fill(template), name)
-                total = value if total is None else total + value
-            return total
-        finally:
-            TRACING.reset(tracing)
-            READS.reset(reads)
+        def fill(t: Any) -> Any:
+            tt = type(t)
+            if tt is _Slot:
+                kind = t.kind
+                if kind == "o":
+                    return outs[t.index]
+                if kind == "p":
+                    return params[t.index]
+                return inputs[t.index]
+            if tt is _Const:
+                return t.value
+            if tt is _Seq:
+                return t.type(fill(x) for x in t.items)
+            if tt is _Map:
+                return {k: fill(v) for k, v in t.items}
+            if tt is _Tree:
+                return replace(t.shape, (_Slot, _Const), fill)
+            return t
+
+        for op in self.ops:
+            args = fill(op.args)
+            kwargs = fill(op.kwargs) if op.kwargs is not None else {}
+            try:
+                value = op.fn(*args, **kwargs)
+            except TracegradError:
+                raise
+            except Exception as exc:
+                raise NotDifferentiableError.at(
+                    op.node_name, op.op_name, f"replaying it on JAX arrays raised {type(exc).__name__}: {exc}"
+                ) from exc
+            op.check(value)
+            outs.append(value)
+        total = None
+        for name, template in zip(self.loss_names, self.losses, strict=True):
+            value = _scalar_loss(fill(template), name)
+            total = value if total is None else total + value
+        return total
 
 
 def _scalar_loss(value: Any, name: str) -> Any:
