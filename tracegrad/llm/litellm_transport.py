@@ -82,7 +82,7 @@ class LiteLLMTransport(Transport):
         self.drop_params = drop_params
         self.extra = dict(extra or {})
 
-    def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
+    def _call_kwargs(self, request: LLMRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             **request.params,
             "model": request.model,
@@ -108,12 +108,12 @@ class LiteLLMTransport(Transport):
     def complete(self, request: LLMRequest) -> TransportResponse:
         """One blocking call."""
         litellm = import_litellm()
-        return _to_response(litellm, litellm.completion(**self._kwargs(request)), request)
+        return _to_response(litellm, litellm.completion(**self._call_kwargs(request)), request)
 
     async def acomplete(self, request: LLMRequest) -> TransportResponse:
         """One async call."""
         litellm = import_litellm() if "litellm" in sys.modules else await asyncio.to_thread(import_litellm)
-        response = await litellm.acompletion(**self._kwargs(request))
+        response = await litellm.acompletion(**self._call_kwargs(request))
         return _to_response(litellm, response, request)
 
     def structured_mode(self, model: str, api_base: str | None) -> str:
