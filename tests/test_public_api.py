@@ -78,7 +78,18 @@ def test_all_lists_no_modules_and_dir_lists_the_lazy_names():
 
     assert not [n for n in tracegrad.__all__ if isinstance(getattr(tracegrad, n), types.ModuleType)]
     names = dir(tracegrad)
-    for name in ("JaxOptimizer", "jax", "OptoPrime", "LLM", "Hybrid", "render", "to_dot", "node"):
+    for name in (
+        "JaxOptimizer",
+        "jax",
+        "OptoPrime",
+        "LLM",
+        "Hybrid",
+        "render",
+        "to_dot",
+        "node",
+        "train",
+        "RayExecutor",
+    ):
         assert name in names
     assert "JaxOptimizer" not in tracegrad.__all__  # it imports JAX
 
@@ -99,3 +110,10 @@ def test_errors_survive_pickling():
     except tracegrad.ExecutionError as exc:
         copy = pickle.loads(pickle.dumps(exc))
     assert isinstance(copy.exception, TypeError) and copy.node.parents[0].name == "x"
+
+
+def test_train_is_the_callable_training_package():
+    import tracegrad.train as package
+
+    assert tracegrad.train is package and callable(package)
+    assert tracegrad.evaluate is package.evaluate

@@ -84,14 +84,46 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     **{name: ("tracegrad.optimizers", name) for name in ("Optimizer", "Proposal", "StepReport", "ParameterUpdate")},
     **{name: ("tracegrad.optimizers.llm", name) for name in ("LLMOptimizer", "OptoPrime", "OPRO")},
     "Hybrid": ("tracegrad.optimizers.hybrid", "Hybrid"),
+    # training over datasets
+    **{
+        name: ("tracegrad.train", name)
+        for name in (
+            "evaluate",
+            "Trainer",
+            "Example",
+            "Evaluation",
+            "ExampleResult",
+            "History",
+            "StepRecord",
+            "Guide",
+            "ExactMatch",
+            "Predicate",
+            "LLMJudge",
+            "Stop",
+            "StopAfter",
+            "TargetScore",
+            "NoImprovement",
+            "Executor",
+            "LocalExecutor",
+            "Outcome",
+            "EvaluationCache",
+            "BestOfN",
+            "Beam",
+            "Pareto",
+            "Spend",
+        )
+    },
     # pictures (graphviz is imported only when drawing)
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),
 }
-# Names that import an extra's heavy dependency: in dir(), not in __all__.
+# Names in dir() but not in __all__: those that import an extra's heavy dependency, and
+# the packages ``jax`` and ``train`` (``tg.train(...)`` runs training: the package is callable).
 _HEAVY: dict[str, tuple[str, str | None]] = {
     "JaxOptimizer": ("tracegrad.optimizers.jax", "JaxOptimizer"),
+    "RayExecutor": ("tracegrad.train", "RayExecutor"),
     "jax": ("tracegrad.optimizers.jax", None),
+    "train": ("tracegrad.train", None),
 }
 
 
