@@ -84,12 +84,14 @@ def test_engine_import_graph_is_acyclic():
         visit(name, [])
 
 
-def test_operators_are_declared_by_the_base_class_of_node():
-    for name in ("__add__", "__radd__", "__eq__", "__neg__", "__getitem__", "__call__", "__iter__", "len", "getattr"):
-        assert name in vars(NodeOperators), name
-    for name in METHOD_NAMES:
+def test_operators_are_declared_in_the_class_body_of_node():
+    traced = ("__add__", "__radd__", "__eq__", "__lt__", "__neg__", "__getitem__", "__call__", "__iter__")
+    for name in (*traced, "len", "getattr", "keys", *METHOD_NAMES):
+        assert name in vars(tg.Node), name
+    for name in ("__bool__", "__len__", "__contains__", "__str__", "__format__", "__int__", "__index__"):
         assert name in vars(NodeOperators), name
     assert NodeOperators in tg.Node.__mro__
     assert tg.Node.__hash__ is object.__hash__
-    for name in ("__add__", "__getitem__", "format"):  # nothing installed on Node from outside
-        assert name not in vars(tg.Node)
+    node_source = (ROOT / "trace" / "node.py").read_text()
+    operators_source = (ROOT / "trace" / "operators.py").read_text()
+    assert "setattr(" not in node_source + operators_source  # nothing installed from outside

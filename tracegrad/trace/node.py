@@ -10,8 +10,8 @@ topological order of any graph.
 it to the open ``recording()`` blocks; when tracing is off they make a parentless node
 instead, and inside a bundled function they report the call's inputs as reads of the
 enclosing call. ``call_traced`` runs an operator on the values of its arguments and
-records the call. They live beside the node types because ``Node``'s operators (its
-base class ``NodeOperators``) call them and they make ``OperationNode``s.
+records the call. They live beside the node types because ``Node``'s traced
+operators are made from them, and they make ``OperationNode``s.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from tracegrad.trace.backward import Feedback, clear_upstream, propagate
 from tracegrad.trace.containers import find, replace
 from tracegrad.trace.context import READS, RECORDINGS, TRACING
 from tracegrad.trace.kind import Kind
-from tracegrad.trace.operators import NodeOperators, Operator
+from tracegrad.trace.operators import NodeOperators, Operator, operator_methods
 
 _serials = itertools.count()
+_new = object.__new__  # a plain call: ``OperationNode.__new__`` is a slow lookup on a class
 
 
 def serial_mark() -> int:
@@ -48,12 +49,10 @@ def record(op: Operator, args: tuple, kwargs: dict | None, parents: tuple[Node, 
         return Node(value)
     # Filled in place rather than through __init__ or a shared helper: this is the hot
     # path of every traced operator, and each call saved is a measurable share of it.
-    node = OperationNode.__new__(OperationNode)
+    node = _new(OperationNode)
     node._data = value
     node._serial = next(_serials)
-    node._name = None
-    node._description = None
-    node._feedback = None
+    node._name = node._description = node._feedback = None
     node._op = op
     node._args = args
     node._kwargs = kwargs
@@ -70,7 +69,7 @@ def record_error(
 ) -> ExecutionError:
     """Make the error node for a failed operation and the error that carries it."""
     tracing = TRACING.get()
-    node = ErrorNode.__new__(ErrorNode)
+    node = _new(ErrorNode)
     node._data = exc
     node._serial = next(_serials)
     node._name = node._description = node._feedback = None
@@ -133,17 +132,15 @@ def _value(node: Node) -> Any:
 class Node(NodeOperators):
     """A traced value. Operations on it are recorded; ``data`` is the plain value.
 
-    The operators (``+``, ``==``, ``[]``, calls, ``.format()`` ...) are declared by the
-    base class, ``tracegrad.trace.operators.NodeOperators``, with the rules.
+    How a node acts as its value, with the rules, is ``tracegrad.trace.operators``.
     """
 
     __slots__ = ("_data", "_serial", "_name", "_description", "_feedback", "__weakref__")
 
     _parents: tuple[Node, ...] = ()
-    # What the traced operators of NodeOperators record their calls with.
-    _record = staticmethod(record)
-    _record_error = staticmethod(record_error)
-    _call_traced = staticmethod(call_traced)
+    # The traced operators: +, -, ==, <, [], calls, iteration, .format(), .len() ...
+    # (plain bool(), len(), str(), int() ... come from NodeOperators).
+    vars().update(operator_methods(record, record_error, call_traced))
 
     def __init__(self, value: Any, *, name: str | None = None, description: str | None = None) -> None:
         if isinstance(value, Node):

@@ -15,10 +15,11 @@ Rules:
 * Iterating over a node holding a list, tuple, str or dict yields traced nodes (items, or
   keys for a dict).
 
-The operators are declared here, in the tables below and in ``NodeOperators``, the
-base class of ``Node``, which supplies the recording functions they call; so this
-module imports nothing of the rest of the engine. ``tracegrad.trace.apply`` records a
-call of any plain function.
+The operators are declared here: the tables below, ``NodeOperators`` (the base class
+of ``Node``, with the operators that give plain values) and ``operator_methods``, which
+makes the traced ones from the engine's recording functions for ``Node``'s class body.
+So this module imports nothing of the rest of the engine. ``tracegrad.trace.apply``
+records a call of any plain function.
 """
 
 from __future__ import annotations
@@ -171,139 +172,23 @@ for _name in METHOD_NAMES:
     )
 
 
-# -- the mixin --------------------------------------------------------------------
-
-
-def _binary(op: Operator) -> Callable[[NodeOperators, Any], Any]:
-    fn = op.fn
-
-    def method(self: NodeOperators, other: Any) -> Any:
-        if isinstance(other, NodeOperators):
-            parents = (self,) if other is self else (self, other)
-            try:
-                value = fn(self._data, other._data)
-            except Exception as exc:
-                raise self._record_error(op, (self, other), None, parents, exc) from exc
-        else:
-            parents = (self,)
-            try:
-                value = fn(self._data, other)
-            except Exception as exc:
-                raise self._record_error(op, (self, other), None, parents, exc) from exc
-        return self._record(op, (self, other), None, parents, value)
-
-    method.__doc__ = f"Traced ``{op.template.format('self', 'other')}``."  # type: ignore[union-attr]
-    return method
-
-
-def _reflected(op: Operator) -> Callable[[NodeOperators, Any], Any]:
-    fn = op.fn
-
-    def method(self: NodeOperators, other: Any) -> Any:
-        try:
-            value = fn(other, self._data)
-        except Exception as exc:
-            raise self._record_error(op, (other, self), None, (self,), exc) from exc
-        return self._record(op, (other, self), None, (self,), value)
-
-    method.__doc__ = f"Traced ``{op.template.format('other', 'self')}``."  # type: ignore[union-attr]
-    return method
-
-
-def _unary(op: Operator) -> Callable[[NodeOperators], Any]:
-    fn = op.fn
-
-    def method(self: NodeOperators) -> Any:
-        try:
-            value = fn(self._data)
-        except Exception as exc:
-            raise self._record_error(op, (self,), None, (self,), exc) from exc
-        return self._record(op, (self,), None, (self,), value)
-
-    method.__doc__ = f"Traced ``{op.template.format('self')}``."  # type: ignore[union-attr]
-    return method
-
-
-def _called(op: Operator) -> Callable[..., Any]:
-    def method(self: NodeOperators, *args: Any, **kwargs: Any) -> Any:
-        return self._call_traced(op, (self, *args), kwargs or None)
-
-    method.__name__ = op.name
-    method.__doc__ = f"Traced ``value.{op.name}(...)``."
-    return method
-
-
-def _simple(op: Operator) -> Callable[[NodeOperators], Any]:
-    def method(self: NodeOperators) -> Any:
-        return self._call_traced(op, (self,), None)
-
-    method.__doc__ = f"Traced ``{op.template.format('value') if op.template else op.name}``."
-    return method
+# -- the methods of Node -------------------------------------------------------------
 
 
 class NodeOperators:
-    """The operators of a node (the rules are in this module's docstring).
+    """The base class of ``Node``: the operators that give plain values (Python requires
+    them to), and the class the traced operators recognise a node operand by.
 
-    ``Node`` names this class as its base and supplies what the operators use: the
-    recording functions ``_record``, ``_record_error`` and ``_call_traced`` (defined
-    in ``tracegrad.trace.node``), and the value, ``_data`` (``data`` records a read).
+    The traced operators are made by ``operator_methods`` and declared in ``Node``'s
+    class body. Subclasses provide ``_data`` (the value) and ``data`` (which records a
+    read inside a bundled function).
     """
 
     __slots__ = ()
     _data: Any
     data: Any
-    _record: Record
-    _record_error: RecordError
-    _call_traced: CallTraced
-
-    # Traced: one method per row of the tables above, e.g. __add__, __radd__, __lt__.
-    for _name in BINARY:
-        vars()[f"__{_name}__"] = _binary(OPERATORS[_name])
-        vars()[f"__r{_name}__"] = _reflected(OPERATORS[_name])
-    for _name in COMPARE:
-        vars()[f"__{_name}__"] = _binary(OPERATORS[_name])
-    for _name in UNARY:
-        vars()[f"__{_name}__"] = _unary(OPERATORS[_name])
-    for _name in METHOD_NAMES:
-        vars()[_name] = _called(OPERATORS[_name])
-    del _name
     __hash__ = object.__hash__  # == is traced; nodes hash by identity
 
-    def __getitem__(self, key: Any) -> Any:
-        return self._call_traced(_GETITEM, (self, key), None)
-
-    def __round__(self, ndigits: Any = None) -> Any:
-        return self._call_traced(_ROUND, (self, ndigits), None)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call_traced(_CALL, (self, *args), kwargs or None)
-
-    def getattr(self, name: str) -> Any:
-        """The traced attribute ``name`` of the value."""
-        return self._call_traced(_GETATTR, (self, name), None)
-
-    def len(self) -> Any:
-        """The traced length of the value (``len(node)`` gives a plain int)."""
-        return self._call_traced(_LEN, (self,), None)
-
-    keys = _simple(_KEYS)
-    values = _simple(_VALUES)
-    items = _simple(_ITEMS)
-
-    def __iter__(self) -> Iterator[Any]:
-        value = self.data
-        if isinstance(value, dict):
-            yield from self.keys()
-        elif isinstance(value, (list, tuple, str)):
-            for i in range(len(value)):
-                yield self[i]
-        else:
-            raise TypeError(
-                f"cannot iterate over a traced {type(value).__name__}; iterate over node.data "
-                "(not recorded) or convert it to a list in a bundled function"
-            )
-
-    # Plain values where Python requires them (not traced).
     def __bool__(self) -> bool:
         return bool(self.data)
 
@@ -332,4 +217,102 @@ class NodeOperators:
         return complex(self.data)
 
 
-__all__ = ["METHOD_NAMES", "OPERATORS", "MethodOperator", "NodeOperators", "Operator"]
+def operator_methods(record: Record, record_error: RecordError, call_traced: CallTraced) -> dict[str, Any]:
+    """The traced operators of ``Node`` by attribute name (``__add__``, ``__radd__``,
+    ``__eq__``, ``__getitem__``, ``__call__``, ``__iter__``, ``getattr``, ``len``, ``keys``,
+    ``format`` ...: one per row of the tables above), calling the engine's recording
+    functions, which they hold in closure cells: the cheapest lookup on the hot path."""
+
+    def binary(op: Operator) -> Callable[[Any, Any], Any]:
+        fn = op.fn
+
+        def method(self: Any, other: Any) -> Any:
+            if isinstance(other, NodeOperators):
+                parents = (self,) if other is self else (self, other)
+                try:
+                    value = fn(self._data, other._data)
+                except Exception as exc:
+                    raise record_error(op, (self, other), None, parents, exc) from exc
+            else:
+                parents = (self,)
+                try:
+                    value = fn(self._data, other)
+                except Exception as exc:
+                    raise record_error(op, (self, other), None, parents, exc) from exc
+            return record(op, (self, other), None, parents, value)
+
+        method.__doc__ = f"Traced ``{op.template.format('self', 'other')}``."  # type: ignore[union-attr]
+        return method
+
+    def reflected(op: Operator) -> Callable[[Any, Any], Any]:
+        fn = op.fn
+
+        def method(self: Any, other: Any) -> Any:
+            try:
+                value = fn(other, self._data)
+            except Exception as exc:
+                raise record_error(op, (other, self), None, (self,), exc) from exc
+            return record(op, (other, self), None, (self,), value)
+
+        method.__doc__ = f"Traced ``{op.template.format('other', 'self')}``."  # type: ignore[union-attr]
+        return method
+
+    def unary(op: Operator) -> Callable[[Any], Any]:
+        fn = op.fn
+
+        def method(self: Any) -> Any:
+            try:
+                value = fn(self._data)
+            except Exception as exc:
+                raise record_error(op, (self,), None, (self,), exc) from exc
+            return record(op, (self,), None, (self,), value)
+
+        method.__doc__ = f"Traced ``{op.template.format('self')}``."  # type: ignore[union-attr]
+        return method
+
+    def called(op: Operator, doc: str) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return call_traced(op, (self, *args), kwargs or None)
+
+        method.__name__, method.__doc__ = op.name, doc
+        return method
+
+    def __iter__(self: Any) -> Iterator[Any]:
+        value = self.data
+        if isinstance(value, dict):
+            yield from self.keys()
+        elif isinstance(value, (list, tuple, str)):
+            for i in range(len(value)):
+                yield self[i]
+        else:
+            raise TypeError(
+                f"cannot iterate over a traced {type(value).__name__}; iterate over node.data "
+                "(not recorded) or convert it to a list in a bundled function"
+            )
+
+    methods: dict[str, Any] = {"__iter__": __iter__}
+    for name in BINARY:
+        methods[f"__{name}__"] = binary(OPERATORS[name])
+        methods[f"__r{name}__"] = reflected(OPERATORS[name])
+    for name in COMPARE:
+        methods[f"__{name}__"] = binary(OPERATORS[name])
+    for name in UNARY:
+        methods[f"__{name}__"] = unary(OPERATORS[name])
+    for name in METHOD_NAMES:
+        methods[name] = called(OPERATORS[name], f"Traced ``value.{name}(...)``.")
+    for attribute, op, doc in (
+        ("__getitem__", _GETITEM, "Traced ``value[key]``."),
+        ("__round__", _ROUND, "Traced ``round(value, ndigits)``."),
+        ("__call__", _CALL, "Traced call of the value."),
+        ("getattr", _GETATTR, "The traced attribute ``name`` of the value."),
+        ("len", _LEN, "The traced length of the value (``len(node)`` gives a plain int)."),
+        ("keys", _KEYS, "Traced ``list(value.keys())``."),
+        ("values", _VALUES, "Traced ``list(value.values())``."),
+        ("items", _ITEMS, "Traced ``list(value.items())``."),
+    ):
+        methods[attribute] = called(op, doc)
+    methods["__hash__"] = object.__hash__  # a class defining __eq__ needs its own __hash__
+    return methods
+
+
+__all__ = ["METHOD_NAMES", "OPERATORS", "MethodOperator", "NodeOperators", "Operator", "operator_methods"]

@@ -120,7 +120,7 @@ def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None
         inputs=[n for n in nodes if id(n) not in depends and not (isinstance(n, ParameterNode) and id(n) in param_ids)],
         outputs=[n for n in nodes if id(n) in out_ids],
         feedback=feedback,
-        names={n: names[n] for n in nodes},
+        names=names if len(nodes) == len(upstream) else {n: names[n] for n in nodes},
     )
 
 
