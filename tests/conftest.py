@@ -1,4 +1,4 @@
-"""Shared fixtures of the LLM client tests: everything offline, nothing waits."""
+"""Fixtures shared by every test: nothing reaches the network or the user's cache, nothing waits."""
 
 from __future__ import annotations
 

@@ -38,13 +38,6 @@ RetryPolicy, ScriptedTransport = tg.RetryPolicy, tg.ScriptedTransport
 HAVE_JAX = importlib.util.find_spec("jax") is not None and importlib.util.find_spec("optax") is not None
 
 
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("TRACEGRAD_MODEL", raising=False)
-    monkeypatch.delenv("TRACEGRAD_API_BASE", raising=False)
-
-
 # -- helpers -------------------------------------------------------------------------------
 
 

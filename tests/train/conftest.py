@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import tracegrad as tg
 from tracegrad.optimizers.base import Optimizer
-
-
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("TRACEGRAD_MODEL", raising=False)
-    monkeypatch.delenv("TRACEGRAD_API_BASE", raising=False)
 
 
 @tg.bundle
