@@ -132,7 +132,8 @@ def _value(node: Node) -> Any:
 class Node(NodeOperators):
     """A traced value. Operations on it are recorded; ``data`` is the plain value.
 
-    How a node acts as its value, with the rules, is ``tracegrad.trace.operators``.
+    Its operators, and the rules for which ones are recorded, are in
+    ``tracegrad.trace.operators``.
     """
 
     __slots__ = ("_data", "_serial", "_name", "_description", "_feedback", "__weakref__")
