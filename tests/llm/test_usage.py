@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ from tracegrad.llm import (
     UsageSnapshot,
 )
 from tracegrad.llm.tokens import tokens_for_chars
+from tracegrad.llm.usage import track_usage
 
 
 def reply(prompt=10, completion=5, cost=0.01, text="ok"):
@@ -167,6 +169,86 @@ def test_call_budget_holds_under_asyncio(make_llm):
 
     results = asyncio.run(main())
     assert sum(isinstance(r, BudgetExceeded) for r in results) == 4 and len(t.requests) == 5
+
+
+# -- spend made elsewhere, spend per block -------------------------------------------------------
+
+
+def test_add_books_spend_made_elsewhere_and_it_counts_towards_the_budget(make_llm):
+    llm, t = make_llm([reply()] * 3, budget=Budget(max_calls=3))
+    llm.complete("a")
+    llm.usage.add(UsageSnapshot(calls=2, prompt_tokens=4, completion_tokens=1, cost_usd=0.5, cache_hits=1))
+    snap = llm.usage.snapshot()
+    assert (snap.calls, snap.cache_hits, snap.total_tokens, snap.cost_usd) == (3, 1, 20, pytest.approx(0.51))
+    with pytest.raises(BudgetExceeded):
+        llm.complete("b")
+    assert len(t.requests) == 1
+
+
+def test_track_usage_tells_apart_blocks_that_run_at_once_on_one_ledger(make_llm):
+    llm, _ = make_llm(lambda req: reply(prompt=len(req.messages[-1]["content"]), completion=1))
+    barrier = threading.Barrier(2, timeout=60)  # a failing block must not leave the other waiting
+    spent = {}
+
+    def block(prompt, times):
+        with track_usage() as tracker:
+            for _ in range(times):
+                barrier.wait()  # the two blocks' calls interleave
+                llm.complete(prompt)
+        spent[prompt] = tracker.spent()
+
+    threads = [threading.Thread(target=block, args=a) for a in [("x", 2), ("yyy", 2)]]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert spent["x"] == {llm.usage: UsageSnapshot(calls=2, prompt_tokens=2, completion_tokens=2, cost_usd=0.02)}
+    assert spent["yyy"] == {llm.usage: UsageSnapshot(calls=2, prompt_tokens=6, completion_tokens=2, cost_usd=0.02)}
+
+
+def test_calls_outside_every_block_are_reported_once_as_untracked(make_llm):
+    llm, _ = make_llm([reply(), reply(), reply()], temperature=0)
+    llm.complete("a")
+    with track_usage() as tracker:
+        llm.complete("b")
+        llm.complete("a")  # a cache hit
+        worker = threading.Thread(target=llm.complete, args=("c",))  # without the block's context
+        worker.start()
+        worker.join()
+    assert tracker.total() == UsageSnapshot(calls=1, cache_hits=1, prompt_tokens=10, completion_tokens=5, cost_usd=0.01)
+    untracked = llm.usage.take_untracked()
+    assert untracked == UsageSnapshot(calls=2, prompt_tokens=20, completion_tokens=10, cost_usd=0.02)
+    assert llm.usage.take_untracked() == UsageSnapshot()
+    assert tracker.total() + untracked == llm.usage.snapshot()
+
+
+def test_blocks_nest_and_asyncio_tasks_count_in_the_block_that_made_them(make_llm):
+    llm, _ = make_llm(lambda req: reply())
+    other = Usage()
+
+    async def main():
+        with track_usage() as outer:
+            with track_usage() as inner:
+                await asyncio.gather(llm.acomplete("a"), llm.acomplete("b"))
+            other.add(UsageSnapshot(calls=1))
+        return outer, inner
+
+    outer, inner = asyncio.run(main())
+    assert inner.spent() == {llm.usage: llm.usage.snapshot()} and inner.total().calls == 2
+    assert outer.spent() == {llm.usage: llm.usage.snapshot(), other: UsageSnapshot(calls=1)}
+
+
+def test_a_pickled_ledger_keeps_totals_and_budget_and_reports_only_its_own_spend():
+    usage = Usage(Budget(max_calls=2))
+    usage.add(UsageSnapshot(calls=1, prompt_tokens=3))
+    copy = pickle.loads(pickle.dumps(usage))
+    assert copy.snapshot() == usage.snapshot() and copy.budget == usage.budget
+    assert copy.take_untracked() == UsageSnapshot()
+    copy.begin_call()
+    copy.end_call(UsageSnapshot(calls=1))
+    with pytest.raises(BudgetExceeded):
+        copy.begin_call()
+    assert copy.take_untracked() == UsageSnapshot(calls=1) and usage.calls == 1
 
 
 # -- projection (counted and priced by the transport) -------------------------------------------

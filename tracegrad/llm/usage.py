@@ -2,14 +2,20 @@
 
 One :class:`Usage` ledger can be shared by several clients (e.g. the optimizer's model
 and the pipeline's model) so that a budget covers a whole run. The ledger is
-thread-safe; every update happens under one lock.
+thread-safe; every update happens under one lock. ``track_usage()`` counts what the
+calls made in one context spent, ledger by ledger (e.g. one example of a batch), and
+``Usage.add`` books spend made elsewhere, such as on another process's copy of a ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
 
 from tracegrad.llm.errors import BudgetExceeded, LLMConfigError
 
@@ -25,6 +31,13 @@ class Budget:
     price is known. A call is refused once a limit is reached; since the size of a reply
     is only known afterwards, the last call can go past a token or dollar limit by at
     most its own size.
+
+    Across processes (``RayExecutor``) a budget is checked per batch, not per call: each
+    worker gets a copy of the ledger with the totals as of the batch and refuses a call
+    once those totals plus its own spend reach a limit, so within one batch several
+    workers may each spend up to what was left. Their spend is added to the driver's
+    ledger as their replies come back, which then refuses the next call (and the next
+    batch) once a limit is reached.
     """
 
     max_calls: int | None = None
@@ -83,8 +96,16 @@ class UsageSnapshot:
         )
 
 
+_NOTHING = UsageSnapshot()
+_TRACKERS: contextvars.ContextVar[tuple[UsageTracker, ...]] = contextvars.ContextVar("tracegrad_usage", default=())
+
+
 class Usage:
-    """A thread-safe ledger of calls, tokens and dollars, with an optional budget."""
+    """A thread-safe ledger of calls, tokens and dollars, with an optional budget.
+
+    A pickled ledger (e.g. sent to a worker) keeps its totals and budget; the copy is
+    a ledger of its own, whose spend the sender books with :meth:`add`.
+    """
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
@@ -92,6 +113,18 @@ class Usage:
         self._totals = UsageSnapshot()
         self._in_flight = 0
         self._warned_unpriced = False
+        self._untracked = _NOTHING
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            state = dict(self.__dict__)
+        del state["_lock"]
+        state["_untracked"] = _NOTHING  # a copy starts with nothing left to report
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # -- reading ---------------------------------------------------------------
     def snapshot(self) -> UsageSnapshot:
@@ -149,22 +182,87 @@ class Usage:
     def end_call(self, spent: UsageSnapshot | None) -> None:
         """Release a reservation made by :meth:`begin_call` and add what the call spent
         (``None``: the call failed)."""
-        warn = False
         with self._lock:
             self._in_flight -= 1
-            if spent is None:
-                self._totals = replace(self._totals, failed_calls=self._totals.failed_calls + 1)
-                return
-            self._totals = self._totals + spent
-            if spent.calls_without_cost and self.budget.max_cost_usd is not None:
-                warn, self._warned_unpriced = not self._warned_unpriced, True
+            warn = self._spend(spent if spent is not None else UsageSnapshot(failed_calls=1))
         if warn:
             logger.warning("a call's price is unknown; max_cost_usd cannot count it (tokens still count)")
 
     def record_cache_hit(self) -> None:
         """Count a call answered from the cache (free: it uses no budget)."""
         with self._lock:
-            self._totals = replace(self._totals, cache_hits=self._totals.cache_hits + 1)
+            self._spend(UsageSnapshot(cache_hits=1))
+
+    def add(self, spent: UsageSnapshot) -> None:
+        """Add spend made elsewhere, e.g. by the calls of a worker's copy of this ledger.
+
+        It counts towards the budget: once a limit is reached, the next call is refused.
+        """
+        with self._lock:
+            warn = self._spend(spent)
+        if warn:
+            logger.warning("a call's price is unknown; max_cost_usd cannot count it (tokens still count)")
+
+    def take_untracked(self) -> UsageSnapshot:
+        """What was spent outside every ``track_usage()`` block since the last take.
+
+        Together with the blocks' reports it accounts for every call exactly, also for
+        calls made on threads started without the block's context.
+        """
+        with self._lock:
+            taken, self._untracked = self._untracked, _NOTHING
+            return taken
+
+    def _spend(self, spent: UsageSnapshot) -> bool:
+        """Book ``spent`` (the lock held); True when an unknown price must be warned of."""
+        self._totals = self._totals + spent
+        trackers = _TRACKERS.get()
+        for tracker in trackers:
+            tracker._add(self, spent)
+        if not trackers:
+            self._untracked = self._untracked + spent
+        if spent.calls_without_cost and self.budget.max_cost_usd is not None and not self._warned_unpriced:
+            self._warned_unpriced = True
+            return True
+        return False
+
+
+class UsageTracker:
+    """What the calls made in a ``track_usage()`` block spent, ledger by ledger."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent: dict[Usage, UsageSnapshot] = {}
+
+    def spent(self) -> dict[Usage, UsageSnapshot]:
+        """The spend so far of each ledger used in the block."""
+        with self._lock:
+            return dict(self._spent)
+
+    def total(self) -> UsageSnapshot:
+        """The spend so far of all ledgers together."""
+        return sum(self.spent().values(), _NOTHING)
+
+    def _add(self, ledger: Usage, spent: UsageSnapshot) -> None:
+        with self._lock:
+            self._spent[ledger] = self._spent.get(ledger, _NOTHING) + spent
+
+
+@contextlib.contextmanager
+def track_usage() -> Iterator[UsageTracker]:
+    """Count what the calls made in this block spent, per ledger.
+
+    Unlike the difference of two snapshots, this separates blocks that run at once on
+    one ledger (threads, asyncio tasks). It counts the calls made in the block's
+    context: its own thread and the threads and tasks that run in a copy of it (asyncio
+    tasks, ``LocalExecutor`` items). Blocks nest; each one counts.
+    """
+    tracker = UsageTracker()
+    token = _TRACKERS.set((*_TRACKERS.get(), tracker))
+    try:
+        yield tracker
+    finally:
+        _TRACKERS.reset(token)
 
 
 @dataclass(frozen=True)
