@@ -31,7 +31,7 @@ import pickle
 import threading
 from collections.abc import Iterable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from tracegrad.errors import ExecutionError
 from tracegrad.trace.containers import find, replace
@@ -39,6 +39,7 @@ from tracegrad.trace.context import RECORDINGS
 from tracegrad.trace.node import Feedback, Node, OperationNode, Operator, ParameterNode, _serials
 
 Modules = Iterable[ModuleType | str]
+T = TypeVar("T")
 
 # Values whose identity never matters: not numbered as shared objects.
 _PLAIN = frozenset({str, bytes, int, float, complex, bool, type(None), tuple, frozenset})
@@ -285,6 +286,14 @@ class Received:
         self.value = value
         self._shared = shared  # kept alive: the numbering is by id
         self._index = {id(obj): i for i, obj in enumerate(shared)}
+
+    def holds(self, obj: Any) -> bool:
+        """Whether ``obj`` is an object of the payload (a reply carries it as the sender's own)."""
+        return id(obj) in self._index
+
+    def find(self, cls: type[T]) -> list[T]:
+        """The payload's objects that are instances of ``cls``, in writing order."""
+        return [obj for obj in self._shared if isinstance(obj, cls)]
 
     def reply(self, obj: Any, *, by_value: Modules = ()) -> bytes:
         """Pickle ``obj`` for the sender: objects of the payload go back as their numbers."""
