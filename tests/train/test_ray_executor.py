@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import types
 import warnings
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 import tracegrad as tg
-from tracegrad.train import ExactMatch, evaluate, train
+from tracegrad.train import ExactMatch, LLMJudge, evaluate, train
 from tracegrad.train.executors import LocalExecutor
 
 ray = pytest.importorskip("ray")
@@ -266,6 +268,88 @@ def test_training_on_ray_is_training_on_threads(executor):
     values, seen = trained(executor)
     assert (values, seen) == trained(LocalExecutor(4))
     assert values == {"suffix": "!"} and len(seen) == 1 and "Wrong: expected 'ab!', got 'ab'" in seen[0][0]
+
+
+def priced_reply(request):
+    """A reply whose tokens follow from the prompt, at a quarter dollar a call."""
+    prompt = request.messages[-1]["content"]
+    return {"text": prompt.upper(), "prompt_tokens": len(prompt), "completion_tokens": 2, "cost_usd": 0.25}
+
+
+def verdict_reply(request):
+    """The judge's verdict: always the same tokens and price."""
+    verdict = {"reasoning": "it greets", "score": 0.5, "feedback": "fine"}
+    return {"text": json.dumps(verdict), "prompt_tokens": 7, "completion_tokens": 3, "cost_usd": 0.125}
+
+
+class Asker:
+    """A pipeline that asks its model about its input; ``on_thread``: once more, on a
+    thread of its own (started without the item's context)."""
+
+    def __init__(self, llm, on_thread=False):
+        self.llm = llm
+        self.on_thread = on_thread
+
+    def __call__(self, name):
+        if self.on_thread:
+            thread = threading.Thread(target=self.llm.complete, args=(f"Wave at {name}",))
+            thread.start()
+            thread.join()
+        return self.llm.complete(f"Greet {name}").text
+
+
+def scripted_llm(reply=priced_reply, **kw):
+    return tg.LLM("test/model", transport=tg.ScriptedTransport(reply), **{"cache": False, **kw})
+
+
+def spend_of(executor, **llm):
+    """An evaluation's spend and its two ledgers' totals afterwards."""
+    model = scripted_llm(**llm)
+    judge = LLMJudge(scripted_llm(verdict_reply), "greets by name")
+    pipeline = Asker(model, on_thread=True)
+    data = [{"input": name} for name in ["Ada", "Grace", "Barbara", "Edsger", "Alan", "Kay"]]
+    result = evaluate(pipeline, data, judge, executor=executor, usage=model.usage, progress=False)
+    assert all(r.error is None for r in result.results)
+    return result.spend, model.usage.snapshot(), judge.llm.usage.snapshot()
+
+
+@pytest.mark.slow
+def test_workers_spend_is_the_driver_spend_as_on_threads(executor):
+    remote = spend_of(executor)
+    assert remote == spend_of(LocalExecutor(4))
+    spend, model, judge = remote
+    prompts = 6 * len("Greet ") + 6 * len("Wave at ") + 2 * len("AdaGraceBarbaraEdsgerAlanKay")
+    assert (model.calls, model.prompt_tokens, model.completion_tokens, model.cost_usd) == (12, prompts, 24, 3.0)
+    assert (judge.calls, judge.prompt_tokens, judge.completion_tokens, judge.cost_usd) == (6, 42, 18, 0.75)
+    assert (spend.calls, spend.prompt_tokens, spend.completion_tokens) == (18, prompts + 42, 42)
+    assert spend.cost_usd == 3.75 and spend.cache_hits == 0
+
+
+@pytest.mark.slow
+def test_a_call_budget_stops_the_workers_within_a_batch_then_the_driver(executor):
+    names = [{"input": f"n{i}"} for i in range(12)]
+    spent = []
+    for runner in (LocalExecutor(4), executor):
+        llm = scripted_llm(usage=tg.Usage(tg.Budget(max_calls=3)))
+        with pytest.raises(tg.BudgetExceeded):
+            evaluate(Asker(llm), names, greeting_guide, executor=runner, progress=False)
+        with pytest.raises(tg.BudgetExceeded):
+            llm.complete("one more")
+        spent.append(llm.usage.calls)
+    local, remote = spent
+    assert local == 3
+    assert 3 <= remote <= 3 * executor.workers  # each worker may spend what was left
+
+
+@pytest.mark.slow
+def test_a_cached_call_on_a_worker_counts_as_a_cache_hit(executor, tmp_path):
+    spends = []
+    for name, runner in [("local", LocalExecutor(4)), ("ray", executor)]:
+        cache = tg.ResponseCache(tmp_path / name)
+        scripted_llm(cache=cache, temperature=0).complete("Greet Ada")  # the same request, answered before
+        spends.append(spend_of(runner, cache=cache, temperature=0)[0])
+    assert spends[0] == spends[1]
+    assert (spends[1].calls, spends[1].cache_hits) == (17, 1)
 
 
 @pytest.mark.slow

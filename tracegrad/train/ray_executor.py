@@ -15,8 +15,19 @@ came from the payload (the parameters, bundled functions, operators, classes) ar
 as the driver's own objects, other parameters are matched by name (``parameters=``),
 and the received nodes get fresh serial numbers: ``backward`` on a returned output
 reaches the driver's parameters, and optimizers see one graph, as with
-``LocalExecutor``. What a worker changes in its copy of the payload (a usage ledger, a
-scripted transport's queue, a cache) stays on the worker.
+``LocalExecutor``. What a worker changes in its copy of the payload (a scripted
+transport's queue, a cache object) stays on the worker -- except the usage ledgers.
+
+Usage and budgets. Each item's reply says what each ``Usage`` ledger of the payload
+spent on it (counted with ``track_usage``, so items that run at once on one worker are
+told apart; calls made on threads started without the item's context are reported with
+the worker's next reply), and the driver adds it to its own ledger (``Usage.add``) before
+the item's outcome is handed on: ``evaluate``'s spend and the driver's ledgers count the
+workers' calls exactly, as with ``LocalExecutor``. A budget is checked per batch: a
+worker's copy of a ledger starts from the driver's totals as of the batch, so within one
+batch each worker may spend up to what was left; once the driver's ledger reaches a
+limit, its next call and the next batch are refused (``BudgetExceeded``). The spend of
+an item whose worker dies is lost.
 
 Your own code on a cluster. Functions and classes are pickled by reference when their
 module can be imported on the workers, by value otherwise. ``__main__`` always travels by
@@ -202,10 +213,13 @@ class RayExecutor(Executor):
         return results  # type: ignore[return-value]
 
     def _open(self, ray: Any, sent: transfer.Sent, ref: Any, named: Mapping[str, ParameterNode]) -> Outcome[Any]:
+        """The item's outcome, once what it spent is added to the driver's ledgers."""
         try:
-            data = ray.get(ref)
+            spent, data = ray.get(ref)
         except Exception as exc:  # the worker died, the call was cancelled ...
             return _outcome_of(exc)
+        for ledger, amount in sent.open_reply(spent):  # ledgers and snapshots: these load
+            ledger.add(amount)
         try:
             return sent.open_reply(data, named)
         except Exception as exc:  # e.g. a class the driver cannot import
@@ -240,43 +254,65 @@ class _Worker:
     """A Ray actor: keeps the last payloads it loaded and runs items on them."""
 
     def __init__(self) -> None:
-        self._batches: OrderedDict[str, transfer.Received] = OrderedDict()
+        self._batches: OrderedDict[str, tuple[transfer.Received, list[Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, batch: str, payload: list[Any], item: bytes, tracing_on: bool) -> bytes:
-        """Run the batch's function on one item; the outcome pickled for the driver."""
+    def run(self, batch: str, payload: list[Any], item: bytes, tracing_on: bool) -> tuple[bytes, bytes]:
+        """Run the batch's function on one item: what it spent and its outcome, pickled."""
         try:
-            received = self._payload(batch, payload[0])
+            received, ledgers = self._payload(batch, payload[0])
         except Exception as exc:  # e.g. a module the worker cannot import
-            return transfer.dumps(_outcome_of(exc, "the worker could not load the function: "))
-        outcome = contextvars.Context().run(_run_one, received.value, item, tracing_on)
+            return transfer.dumps(()), transfer.dumps(_outcome_of(exc, "the worker could not load the function: "))
+        outcome, tracked = contextvars.Context().run(_run_one, received.value, item, tracing_on)
+        spent = received.reply(_spent(received, ledgers, tracked))
         try:
-            return received.reply(outcome)
+            return spent, received.reply(outcome)
         except Exception as exc:
             fallback = _outcome_of(exc, "the result could not be sent back from the worker: ")
-            return received.reply(fallback)
+            return spent, received.reply(fallback)
 
-    def _payload(self, batch: str, ref: Any) -> transfer.Received:
+    def _payload(self, batch: str, ref: Any) -> tuple[transfer.Received, list[Any]]:
         with self._lock:  # one thread loads a batch; the others wait for it
-            received = self._batches.get(batch)
-            if received is None:
+            loaded = self._batches.get(batch)
+            if loaded is None:
                 received = transfer.receive(_ray().get(ref))
-                self._batches[batch] = received
+                loaded = self._batches[batch] = (received, received.find(_usage().Usage))
                 while len(self._batches) > _KEEP_BATCHES:
                     self._batches.popitem(last=False)
-            return received
+            return loaded
 
 
-def _run_one(fn: Callable[[Any], Any], item: bytes, tracing_on: bool) -> Outcome[Any]:
+def _run_one(fn: Callable[[Any], Any], item: bytes, tracing_on: bool) -> tuple[Outcome[Any], dict[Any, Any]]:
+    """The item's outcome and what its calls spent, per ledger (run in a fresh context)."""
     TRACING.set(tracing_on)  # the driver's setting; this is a fresh context
-    try:
-        value = transfer.loads(item)
-    except Exception as exc:
-        return _outcome_of(exc, "the worker could not load the item: ")
-    return Outcome.capture(fn, value)
+    with _usage().track_usage() as tracker:
+        try:
+            value = transfer.loads(item)
+        except Exception as exc:
+            return _outcome_of(exc, "the worker could not load the item: "), {}
+        outcome = Outcome.capture(fn, value)
+        return outcome, tracker.spent()
+
+
+def _spent(received: transfer.Received, ledgers: list[Any], tracked: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
+    """What the payload's ledgers spent on an item, with what calls outside every item
+    spent since the worker's last reply (ledgers made on the worker are not the driver's)."""
+    spent = {ledger: amount for ledger, amount in tracked.items() if received.holds(ledger)}
+    for ledger in ledgers:
+        extra = ledger.take_untracked()
+        if extra != _usage().UsageSnapshot():
+            spent[ledger] = spent[ledger] + extra if ledger in spent else extra
+    return list(spent.items())
+
+
+def _usage() -> ModuleType:
+    """``tracegrad.llm.usage``, imported when a worker first runs (the driver needs none)."""
+    from tracegrad.llm import usage
+
+    return usage
 
 
 def _outcome_of(exc: BaseException, context: str = "") -> Outcome[Any]:
