@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import tracegrad as tg
-from tracegrad.trace import ancestors, unique_names
+from tracegrad.trace import topological, unique_names
 
 
 def graph_names(*outputs):
-    return unique_names(sorted(ancestors(outputs), key=lambda n: n.serial))
+    return unique_names(topological(outputs))  # what a picture of the outputs names
 
 
 def test_unnamed_nodes_are_numbered_per_base_name_in_order():

@@ -86,7 +86,7 @@ def test_subgraph_is_minimal():
     not_given_feedback = p * 100
     out.backward("fb")
     sg = tg.subgraph([p])
-    assert ids(sg.nodes) == ids([p, q2, mid, out])  # creation (execution) order
+    assert ids(sg.nodes) == ids([p, mid, q2, out])  # parents first, in the order out took them
     assert ids(sg.inputs) == ids([q2])  # a direct input, not what it was computed from
     assert id(q) not in ids(sg.nodes)
     assert id(not_given_feedback) not in ids(sg.nodes)
@@ -269,3 +269,37 @@ def test_subgraph_to_networkx():
     assert g.number_of_nodes() == 3
     assert nx.is_directed_acyclic_graph(g)
     assert next(iter(nx.topological_sort(g))) == "p"
+
+
+def test_the_order_and_names_do_not_depend_on_how_threads_interleaved():
+    import threading
+
+    prompt = tg.parameter("p", name="prompt")
+
+    def example(i, started):
+        started.wait()
+        x = tg.node(f"x{i}")
+        return (prompt + x).upper() + "!"
+
+    def run():
+        prompt.clear_feedback()
+        started = threading.Event()
+        outs = [None] * 6
+
+        def work(i):
+            outs[i] = example(i, started)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        started.set()
+        for t in threads:
+            t.join()
+        joined = tg.apply(lambda *xs: list(xs), *outs, name="batch")
+        joined.backward("fb")
+        sg = tg.subgraph([prompt])
+        return [sg.code_line(n) for n in sg.operations]
+
+    first = run()
+    assert all(run() == first for _ in range(5))
+    assert first[0].startswith("add1 = prompt + str1")

@@ -11,7 +11,7 @@ base class that declares them), ``node`` (node types and the recording of operat
 
 # The module first: the name ``recording`` of this package is the context manager.
 from tracegrad.trace import recording as _recording_module  # noqa: F401
-from tracegrad.trace.backward import ancestors
+from tracegrad.trace.backward import ancestors, topological
 from tracegrad.trace.containers import children
 from tracegrad.trace.context import (
     Recording,
@@ -64,6 +64,7 @@ __all__ = [
     "serial_mark",
     "subgraph",
     "to_networkx",
+    "topological",
     "tracing",
     "unique_names",
     "unique_nodes",

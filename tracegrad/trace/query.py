@@ -2,8 +2,9 @@
 
 ``subgraph(parameters)`` answers "which part of the trace does the feedback on these
 parameters speak about?": the operations on some path from a parameter to an output
-that received feedback, with their direct inputs, in execution order. Linear in the
-number of ancestors of the outputs (plus a sort by serial number).
+that received feedback, with their direct inputs, in execution order (``topological``:
+parents before children, the same order whatever threads recorded the graph). Linear
+in the number of ancestors of the outputs.
 
 One naming scheme for nodes, ``unique_names(nodes)``, shared by optimizers' prompts,
 pictures and the networkx export, linear in the number of nodes:
@@ -16,7 +17,7 @@ pictures and the networkx export, linear in the number of nodes:
   ``param``) in the order the nodes are given: ``add1``, ``add2``, ``str1``; a base
   name ending in a digit gets an underscore (``int32_1``). Never by global serial.
 
-Names are computed over a whole graph, ``sorted(ancestors(outputs), key=serial)``:
+Names are computed over a whole graph, ``topological(outputs)``:
 ``Subgraph.names`` are those of all the ancestors of its outputs, restricted to its
 nodes, so a node has the same name in an optimizer's prompt and in the picture.
 """
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tracegrad.trace.backward import ancestors
+from tracegrad.trace.backward import topological
 from tracegrad.trace.node import ErrorNode, Feedback, Node, OperationNode, ParameterNode, iter_nodes
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def subgraph(parameters: Iterable[ParameterNode], outputs: Sequence[Node] | None
         outputs = list(outputs)
         feedback = [e for out in outputs for e in (out._feedback or ())]
 
-    upstream = sorted(ancestors(outputs), key=_serial)
+    upstream = topological(outputs)
     param_ids = {id(p) for p in params}
     depends: set[int] = set()
     for node in upstream:  # forward pass in topological order
@@ -205,7 +206,7 @@ def to_networkx(roots: Node | Iterable[Node], *, names: dict[Node, str] | None =
     import networkx as nx
 
     roots = [roots] if isinstance(roots, Node) else list(roots)
-    nodes = sorted(ancestors(roots), key=_serial)
+    nodes = topological(roots)
     names = names if names is not None else unique_names(nodes)
     graph = nx.DiGraph()
     for n in nodes:
@@ -241,7 +242,3 @@ def _argument_names(node: OperationNode) -> list[tuple[str, Node]]:
                 seen.add(id(parent))
                 pairs.append((arg, parent))
     return pairs
-
-
-def _serial(node: Node) -> int:
-    return node._serial

@@ -16,9 +16,9 @@ from tracegrad.trace import (
     Node,
     OperationNode,
     ParameterNode,
-    ancestors,
     call_expression,
     node_type,
+    topological,
     unique_names,
 )
 
@@ -50,7 +50,7 @@ def to_dot(
     import graphviz
 
     roots = [roots] if isinstance(roots, Node) else list(roots)
-    nodes = sorted(ancestors(roots), key=lambda n: n.serial)
+    nodes = topological(roots)
     names = unique_names(nodes)
     dot = graphviz.Digraph("trace", graph_attr={"rankdir": "TB", "fontname": "Helvetica"})
     dot.attr("node", fontname="Helvetica", fontsize="11")

@@ -49,14 +49,14 @@ def test_golden_layout():
         "shout(text, times): Repeat the text in capitals.\n"
         "\n"
         "#Variables\n"
+        "greeting='hi!'  # what we say\n"
+        "times=2  # integer in [1, 5]\n"
         f"score_code =  # {score.parameter.kind.describe()}; the code of the function score\n"
         "```\n"
         "def score(text):\n"
         '    """Count the exclamation marks."""\n'
         '    return text.count("!")\n'
         "```\n"
-        "greeting='hi!'  # what we say\n"
-        "times=2  # integer in [1, 5]\n"
         "\n"
         "#Inputs\n"
         "word=' there'\n"

@@ -1,6 +1,6 @@
 """Trace replay: a recorded graph as a pure JAX function ``f(params, inputs) -> loss``.
 
-One pass over the ancestors of the loss, in recording (= topological) order, sorts
+One pass over the ancestors of the loss, in topological order, sorts
 every node into one of four roles:
 
 * **parameter** -- one of the parameters being differentiated, referenced by name;
@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tracegrad.optimizers.jax.errors import NotDifferentiableError
+from tracegrad.trace import topological
 from tracegrad.trace.containers import children, is_container
 from tracegrad.trace.node import Node, ParameterNode
 
@@ -63,13 +64,9 @@ def _atom(t: type, value: Any) -> Hashable:
     return (t, value)
 
 
-# This module reads the engine's private slots (``_serial``, ``_parents``, ``_data``,
+# This module reads the engine's private slots (``_parents``, ``_data``,
 # ``_op``, ``_args``, ``_kwargs``) on purpose: ``analyze`` runs on every step over every
 # ancestor of the loss, and a property call per slot is a measurable share of a step.
-
-
-def _serial(node: Node) -> int:
-    return node._serial
 
 
 # -- analysis: roles, structure key and input values in one pass ----------------------
@@ -162,28 +159,11 @@ class Analysis:
         return (t, value)
 
 
-def _upstream(outputs: Sequence[Node]) -> list[Node]:
-    """The outputs and every node they depend on, in recording (topological) order."""
-    stack = list(outputs)
-    seen = {id(n) for n in stack}
-    found = []
-    while stack:
-        node = stack.pop()
-        found.append(node)
-        for parent in node._parents:
-            pid = id(parent)
-            if pid not in seen:
-                seen.add(pid)
-                stack.append(parent)
-    found.sort(key=_serial)
-    return found
-
-
 def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
     """Roles, structure key and inputs of the graph above ``losses``.
 
     ``parameters`` maps ``id(parameter node)`` to the name it has in the params dict.
-    Linear in the number of ancestors (plus a sort by serial number).
+    Linear in the number of ancestors.
     """
     a = Analysis()
     refs = a.refs
@@ -191,7 +171,7 @@ def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
     for pid, name in parameters.items():
         refs[pid] = ("p", name)
     op_keys = []
-    for node in _upstream(losses):
+    for node in topological(losses):
         nid = id(node)
         parents = node._parents
         if nid in parameters:  # its shape and dtype are part of the program

@@ -21,7 +21,7 @@ from tracegrad.errors import TracegradError
 from tracegrad.nodes.kinds import Number
 from tracegrad.optimizers.base import ParameterUpdate
 from tracegrad.optimizers.jax.replay import Program, ReplayCache, analyze, build_program, differentiable
-from tracegrad.trace import Node, ParameterNode, ancestors, assign
+from tracegrad.trace import Node, ParameterNode, assign, topological
 
 
 class CompiledLoss:
@@ -138,9 +138,7 @@ def compile(
     if not losses or not all(isinstance(n, Node) for n in losses):
         raise TypeError("compile() needs the loss node (or a list of loss nodes)")
     if parameters is None:
-        found = sorted(
-            (n for n in ancestors(losses) if isinstance(n, ParameterNode) and differentiable(n)), key=lambda n: n.serial
-        )
+        found = [n for n in topological(losses) if isinstance(n, ParameterNode) and differentiable(n)]
         if not found:
             raise TracegradError("no float-array or number parameter is upstream of the loss")
         params = parameter_names(found)
