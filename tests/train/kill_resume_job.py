@@ -142,9 +142,7 @@ def main(run_dir: str) -> None:
         epochs=3,
         search=BestOfN(2),
         usage=USAGE,
-        # one thread: a trace lists its calls in the order they were recorded, so examples
-        # run concurrently would order the optimizer's prompt differently in each run
-        concurrency=1,
+        concurrency=4,  # the prompt lists a batch's calls in the same order whatever the threads did
         run_dir=run_dir,
         resume=True,
         quiet=True,
