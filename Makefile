@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) examples/quickstart.py
 	$(PY) examples/fix_code.py
+	$(PY) examples/train_prompt.py
 	$(PY) examples/hybrid_controller.py
 
 test: $(VENV)/.installed
@@ -25,6 +26,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/trace_overhead.py
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/jax_replay.py
+	$(PY) benchmarks/parallel_eval.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
