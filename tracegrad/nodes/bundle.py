@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tracegrad.errors import ExecutionError
-from tracegrad.nodes.code import compile_function, forget_source, function_source, live_namespace
+from tracegrad.nodes.code import (
+    Decorator,
+    compile_function,
+    forget_source,
+    function_source,
+    inner_decorators,
+    live_namespace,
+)
 from tracegrad.nodes.kinds import Code
 from tracegrad.trace.context import current_reads, running_bundle
 from tracegrad.trace.node import Node, Operator, ParameterNode, serial_mark
@@ -64,7 +71,9 @@ class Bundle(Generic[P, R]):
         self._compiled: dict[str, BundleOperator | BaseException] = {}
         self._lock = threading.Lock()
         self.parameter: ParameterNode | None = None
+        self.decorators: tuple[Decorator, ...] = ()
         if trainable:
+            self.decorators = inner_decorators(fn)
             source = function_source(fn)
             self._compiled[source] = self._operator
             self.parameter = self._new_code_parameter(source)
@@ -105,7 +114,8 @@ class Bundle(Generic[P, R]):
             compiled = self._compiled.get(source)
             if compiled is None:
                 try:
-                    fn = compile_function(source, self.fn.__name__, live_namespace(self.fn), self.name)
+                    namespace = live_namespace(self.fn)
+                    fn = compile_function(source, self.fn.__name__, namespace, self.name, self.decorators)
                     compiled = self._make_operator(fn)
                 except Exception as exc:  # a SyntaxError or a failing definition becomes data
                     compiled = exc
@@ -247,10 +257,16 @@ def bundle(
     """Record each call of the decorated function as one operation of the trace.
 
     Works on sync and async functions and on methods. ``description`` defaults to the
-    docstring. ``trainable=True`` makes the function's source a code parameter
-    (``.parameter``): later calls run its current value, whose signature must stay the
-    same. An exception inside the function (a syntax error in new code included)
+    docstring. An exception inside the function (a syntax error in new code included)
     becomes an error node, raised as ``tracegrad.ExecutionError`` carrying it.
+
+    ``trainable=True`` makes the function's source a code parameter (``.parameter``):
+    later calls run its current value, whose signature must stay the same. Decorators
+    written under ``@bundle`` are applied to every new version as well, so they keep
+    working after an update; each must wrap with ``functools.wraps`` and be a name, a
+    dotted name or a call of one with constant arguments (called again per version).
+    Any other decorator under it is refused with a ``TypeError`` naming it: put such a
+    decorator above ``@bundle``, where it wraps the bundle and is never recompiled.
     """
 
     def wrap(f: Callable[P, R]) -> Bundle[P, R]:
