@@ -4,7 +4,8 @@ Calling a bundled function runs it on the plain values of its arguments and reco
 one operation node whose inputs are the arguments (by name) and whose description is
 the docstring. Inside a bundled function nothing is traced: nested bundles just run,
 and reading ``node.data`` of a node the function was not given records that node as
-an extra input, so the graph never silently loses a dependency.
+an extra input, so the graph never silently loses a dependency. A node made during
+the call (but a parameter) is not an input of it.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class Bundle(Generic[P, R]):
             with running_bundle(reads):
                 value = op.fn(*resolve(args), **resolve(kwargs))
         except Exception as exc:
-            raise _failed(op, args, kwargs, _merge(parents, reads), exc) from exc
+            raise _failed(op, args, kwargs, _merge(parents, _before(reads, first_serial)), exc) from exc
         return self._finish(op, args, kwargs, parents, reads, value, first_serial)
 
     async def _acall(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> Any:
@@ -161,7 +162,7 @@ class Bundle(Generic[P, R]):
             with running_bundle(reads):
                 value = await op.fn(*resolve(args), **resolve(kwargs))
         except Exception as exc:
-            raise _failed(op, args, kwargs, _merge(parents, reads), exc) from exc
+            raise _failed(op, args, kwargs, _merge(parents, _before(reads, first_serial)), exc) from exc
         return self._finish(op, args, kwargs, parents, reads, value, first_serial)
 
     def _prepare(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> tuple[list | None, Any, tuple]:
@@ -188,7 +189,7 @@ class Bundle(Generic[P, R]):
             if value.serial < first_serial:  # a node that existed before the call: an input
                 reads.append(value)
             value = value.value
-        return record(op, args, kwargs or None, _merge(parents, reads), value)
+        return record(op, args, kwargs or None, _merge(parents, _before(reads, first_serial)), value)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
@@ -226,6 +227,12 @@ def _failed(op: Operator, args: tuple, kwargs: dict, parents: tuple[Node, ...], 
     """The error for a failed call (an operation that failed inside reports its own cause)."""
     cause = exc.exception if isinstance(exc, ExecutionError) else exc
     return record_error(op, args, kwargs or None, parents, cause)  # type: ignore[arg-type]
+
+
+def _before(reads: list[Node], first_serial: int) -> list[Node]:
+    """The nodes in ``reads`` that existed before the call, and parameters (a per-object
+    code parameter is made on first use); other nodes made by the call are not inputs."""
+    return [n for n in reads if n.serial < first_serial or n.trainable]
 
 
 def _merge(parents: tuple[Node, ...], more: Any) -> tuple[Node, ...]:
