@@ -6,6 +6,10 @@ the docstring. Inside a bundled function nothing is traced: nested bundles just 
 and reading ``node.data`` of a node the function was not given records that node as
 an extra input, so the graph never silently loses a dependency. A node made during
 the call (but a parameter) is not an input of it.
+
+``trace_inside=True`` records the operations inside as well, as the call's inner graph
+(``tracegrad.nodes.nested``): the function gets its node arguments as nodes, and the
+outer trace still holds the one operation with the same inputs.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from tracegrad.nodes.code import (
     live_namespace,
 )
 from tracegrad.nodes.kinds import Code
-from tracegrad.trace.context import current_reads, running_bundle
+from tracegrad.nodes.nested import InsideRun
+from tracegrad.trace.context import current_reads, is_tracing, running_bundle
 from tracegrad.trace.node import Node, Operator, ParameterNode, serial_mark
 from tracegrad.trace.recording import record, record_error, resolve, unique_nodes
 
@@ -57,6 +62,7 @@ class Bundle(Generic[P, R]):
         name: str | None = None,
         description: str | None = None,
         trainable: bool = False,
+        trace_inside: bool = False,
     ) -> None:
         if isinstance(fn, Bundle):
             raise TypeError(f"{fn.name!r} is already bundled")
@@ -67,6 +73,7 @@ class Bundle(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.trainable = trainable
+        self.trace_inside = trace_inside
         self.is_method = next(iter(self.signature.parameters), None) in ("self", "cls")
         self._operator = self._make_operator(fn)
         self._compiled: dict[str, BundleOperator | BaseException] = {}
@@ -142,6 +149,14 @@ class Bundle(Generic[P, R]):
         if outer_reads is not None:  # inside another bundled function: just run
             outer_reads.extend(parents)
             return op.fn(*resolve(args), **resolve(kwargs))
+        if self.trace_inside and is_tracing():
+            run = InsideRun()
+            try:
+                with run.active():
+                    value = op.fn(*args, **kwargs)
+            except Exception as exc:
+                raise _failed_inside(run, op, args, kwargs, parents, exc) from exc
+            return _finish_inside(run, op, args, kwargs, parents, value)
         reads: list[Node] = []
         first_serial = serial_mark()
         try:
@@ -156,6 +171,14 @@ class Bundle(Generic[P, R]):
         if outer_reads is not None:
             outer_reads.extend(parents)
             return await op.fn(*resolve(args), **resolve(kwargs))
+        if self.trace_inside and is_tracing():
+            run = InsideRun()
+            try:
+                with run.active():
+                    value = await op.fn(*args, **kwargs)
+            except Exception as exc:
+                raise _failed_inside(run, op, args, kwargs, parents, exc) from exc
+            return _finish_inside(run, op, args, kwargs, parents, value)
         reads: list[Node] = []
         first_serial = serial_mark()
         try:
@@ -166,7 +189,8 @@ class Bundle(Generic[P, R]):
         return self._finish(op, args, kwargs, parents, reads, value, first_serial)
 
     def _prepare(self, code: ParameterNode | None, args: tuple, kwargs: dict) -> tuple[list | None, Any, tuple]:
-        outer_reads = current_reads()
+        # Inside another bundled function the call just runs, unless that one traces inside.
+        outer_reads = current_reads() if not is_tracing() else None
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -229,6 +253,22 @@ def _failed(op: Operator, args: tuple, kwargs: dict, parents: tuple[Node, ...], 
     return record_error(op, args, kwargs or None, parents, cause)  # type: ignore[arg-type]
 
 
+def _failed_inside(
+    run: InsideRun, op: Operator, args: tuple, kwargs: dict, parents: tuple[Node, ...], exc: Exception
+) -> ExecutionError:
+    """The error for a failed ``trace_inside`` call, keeping what was recorded inside."""
+    error = _failed(op, args, kwargs, _merge(parents, run.dependencies()), exc)
+    run.attach(error.node, exc.node if isinstance(exc, ExecutionError) else None)
+    return error
+
+
+def _finish_inside(run: InsideRun, op: Operator, args: tuple, kwargs: dict, parents: tuple, value: Any) -> Node:
+    value = run.result(value)
+    node = record(op, args, kwargs or None, _merge(parents, run.dependencies()), value)
+    run.attach(node)
+    return node
+
+
 def _before(reads: list[Node], first_serial: int) -> list[Node]:
     """The nodes in ``reads`` that existed before the call, and parameters (a per-object
     code parameter is made on first use); other nodes made by the call are not inputs."""
@@ -251,7 +291,7 @@ def _merge(parents: tuple[Node, ...], more: Any) -> tuple[Node, ...]:
 def bundle(fn: Callable[P, R], /) -> Bundle[P, R]: ...
 @overload
 def bundle(
-    *, name: str | None = None, description: str | None = None, trainable: bool = False
+    *, name: str | None = None, description: str | None = None, trainable: bool = False, trace_inside: bool = False
 ) -> Callable[[Callable[P, R]], Bundle[P, R]]: ...
 def bundle(
     fn: Callable[P, R] | None = None,
@@ -260,6 +300,7 @@ def bundle(
     name: str | None = None,
     description: str | None = None,
     trainable: bool = False,
+    trace_inside: bool = False,
 ) -> Any:
     """Record each call of the decorated function as one operation of the trace.
 
@@ -274,9 +315,19 @@ def bundle(
     dotted name or a call of one with constant arguments (called again per version).
     Any other decorator under it is refused with a ``TypeError`` naming it: put such a
     decorator above ``@bundle``, where it wraps the bundle and is never recompiled.
+
+    ``trace_inside=True`` records the operations inside the function too, as the inner
+    graph of its call (``tracegrad.nodes.nested.inner_graph(node)``; the reference
+    library's ``traceable_code``): the function is given its node arguments as nodes
+    (plain values stay plain), bundles it calls are recorded inside, and optimizers
+    can show the inner steps that led from a parameter to the result. The outer trace
+    still holds one operation with the same inputs as without it, and nothing inside
+    is recorded when the call is not traced (inside another bundle, under
+    ``no_trace``, or replayed by the JAX optimizer): then the function gets plain
+    values, so it should work on both.
     """
 
     def wrap(f: Callable[P, R]) -> Bundle[P, R]:
-        return Bundle(f, name=name, description=description, trainable=trainable)
+        return Bundle(f, name=name, description=description, trainable=trainable, trace_inside=trace_inside)
 
     return wrap if fn is None else wrap(fn)
