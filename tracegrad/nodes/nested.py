@@ -92,6 +92,8 @@ class InnerGraph:
 
 def inner_graph(node: Node) -> InnerGraph | None:
     """The inner graph recorded for ``node`` by a ``trace_inside`` bundle, or None."""
+    if not _INNER:  # the common case: no trace_inside call is alive
+        return None
     try:
         return _INNER.get(node)
     except TypeError:  # not weakly referenceable: not a node

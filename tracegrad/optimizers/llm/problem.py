@@ -5,6 +5,14 @@ feedback into a small program: one code line per traced call in execution order,
 each function does, the variables the model may change (with kind and constraints),
 the fixed inputs, the intermediate and output values, and the feedback. Rendering it
 as text, within a token budget, is ``tracegrad.optimizers.llm.render``'s job.
+
+A call of a ``@bundle(trace_inside=True)`` function is expanded: under its line come
+the inner steps that led from the variables (or values computed from them) to its
+result, one level deeper (``Entry.depth``), with their values as intermediates and
+the values they take from inside the call (constants made there) as inputs. The call
+of a function whose code is a variable shows all its inner steps. Inner nodes are
+named by the one naming scheme over the outer trace and the inner nodes together, so
+outer nodes keep their names and inner names never clash with them.
 """
 
 from __future__ import annotations
@@ -12,8 +20,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tracegrad.nodes.nested import inner_graph
 from tracegrad.optimizers.llm.values import feedback_text, value_text
-from tracegrad.trace import Node, OperationNode, Operator, ParameterNode, Subgraph, call_expression, subgraph
+from tracegrad.trace import (
+    Node,
+    OperationNode,
+    Operator,
+    ParameterNode,
+    Subgraph,
+    call_expression,
+    subgraph,
+    topological,
+    unique_names,
+)
 from tracegrad.trace.operators import OPERATORS
 
 #: Longest rendering of a constant argument inside a code line, in characters.
@@ -22,11 +41,13 @@ MAX_CONSTANT_CHARS = 160
 
 @dataclass
 class Entry:
-    """One named value of the problem; ``note`` says what it is (kind, constraints)."""
+    """One named value of the problem; ``note`` says what it is (kind, constraints).
+    ``depth`` is how deep inside traced calls a code line is (0: the outer trace)."""
 
     name: str
     value: str
     note: str = ""
+    depth: int = 0
 
 
 @dataclass
@@ -34,7 +55,8 @@ class Problem:
     """Everything a model needs to propose new values, as plain text pieces.
 
     ``code`` holds one line per operation, named after the value it computes (its
-    ``note`` says which code variables it runs and which values it reads inside).
+    ``note`` says which code variables it runs and which values it reads inside),
+    each followed by the inner steps of a traced call (``Entry.depth`` above 0).
     ``parameters`` maps each variable name to its node. Every node is named as in the
     subgraph's ``names``, so a prompt and a picture of the same trace agree.
     """
@@ -69,16 +91,17 @@ def build_problem(parameters: Iterable[ParameterNode], instruction: str) -> Prob
 def problem_from_subgraph(graph: Subgraph, instruction: str) -> Problem:
     """The problem a subgraph poses; linear in its size."""
     variables = list(graph.parameters)
-    names = graph.names
     variable_ids = {id(p) for p in variables}
     output_ids = {id(n) for n in graph.outputs}
-    problem = Problem(instruction=instruction, parameters={names[p]: p for p in variables})
     coded = {id(p) for p in variables if p.kind.name == "code"}
+    rows, inner_inputs = _inner_rows(graph, coded)
+    names = _names(graph, rows, inner_inputs)
+    problem = Problem(instruction=instruction, parameters={names[p]: p for p in variables})
 
     seen_ops: set[int] = set()
-    for op_node in graph.operations:
+    for op_node, depth in rows:
         line, note, runs_code = _code_line(op_node, names, coded)
-        problem.code.append(Entry(names[op_node], line, note))
+        problem.code.append(Entry(names[op_node], line, note, depth))
         op = op_node.operator
         if id(op) not in seen_ops:
             seen_ops.add(id(op))
@@ -88,10 +111,10 @@ def problem_from_subgraph(graph: Subgraph, instruction: str) -> Problem:
 
     for p in variables:
         problem.variables.append(Entry(names[p], value_text(p), variable_note(p)))
-    for n in graph.inputs:
+    for n in (*graph.inputs, *inner_inputs):
         problem.inputs.append(Entry(names[n], value_text(n), n.description or ""))
-    for n in graph.operations:
-        if id(n) not in output_ids:
+    for n, depth in rows:
+        if depth or id(n) not in output_ids:
             problem.intermediates.append(Entry(names[n], value_text(n)))
     for n in graph.outputs:
         if id(n) not in variable_ids:
@@ -108,6 +131,57 @@ def problem_from_subgraph(graph: Subgraph, instruction: str) -> Problem:
             known.value += "\n" + text
     problem.feedback = list(by_output.values())
     return problem
+
+
+def _inner_rows(graph: Subgraph, coded: set[int]) -> tuple[list[tuple[OperationNode, int]], list[Node]]:
+    """The operations to show with their depth (each traced call followed by its inner
+    steps), and the nodes made inside those calls that the steps take as inputs."""
+    rows: list[tuple[OperationNode, int]] = []
+    inputs: dict[int, Node] = {}
+    depends = {id(n) for n in graph.parameters}
+    depends.update(id(n) for n in graph.operations)  # the nodes computed from the variables
+
+    def visit(node: OperationNode, depth: int) -> None:
+        rows.append((node, depth))
+        inner = inner_graph(node)
+        if inner is None:
+            return
+        if any(id(p) in coded for p in node.parents):  # runs a variable's code: every step
+            steps = inner.steps()
+        else:
+            sources = [p for p in node.parents if id(p) in depends]
+            steps = inner.steps(sources) if sources else []
+        shown = {id(s) for s in steps}
+        depends.update(shown)
+        for step in steps:
+            for parent in step.parents:
+                if id(parent) not in shown and inner.is_inner(parent):
+                    inputs.setdefault(id(parent), parent)
+            visit(step, depth + 1)
+
+    for op_node in graph.operations:
+        visit(op_node, 0)
+    return rows, list(inputs.values())
+
+
+def _names(graph: Subgraph, rows: list[tuple[OperationNode, int]], inner_inputs: list[Node]) -> dict[Node, str]:
+    """The subgraph's names, plus names for the inner nodes: the one naming scheme over
+    the whole outer trace followed by the inner nodes, so none clashes with an outer name."""
+    inner = [n for n, depth in rows if depth] + inner_inputs
+    if not inner:
+        return graph.names
+    outer = topological(graph.outputs)
+    together = unique_names([*outer, *inner])
+    names = dict(graph.names)
+    taken = set(names.values())
+    taken.update(together[n] for n in outer)
+    for node in inner:
+        name, k = together[node], 2
+        while name in taken:  # an inner given name that took precedence over an outer one
+            name, k = f"{together[node]}_{k}", k + 1
+        taken.add(name)
+        names[node] = name
+    return names
 
 
 def _code_line(node: OperationNode, names: dict[Node, str], coded: set[int]) -> tuple[str, str, bool]:

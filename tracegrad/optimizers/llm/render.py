@@ -6,11 +6,15 @@ line per call (``y = f(x) ->1.5``, short results inline), one line per value
 repeated and empty sections are left out. (No space before a number: most tokenizers
 spend a token on it.)
 
+The inner steps of a traced call (``Entry.depth`` above 0) are indented under its
+line, four spaces per level.
+
 When the text would exceed the budget, values are truncated with a visible marker,
 least useful first: intermediate values, then inputs, history, function
-documentation, code lines, outputs, variables and feedback, in that order. Within a
-group the longest values are cut first (all down to one common length). If that is
-still not enough, the text itself is cut in the middle, so the budget always holds.
+documentation, inner steps, code lines, outputs, variables and feedback, in that
+order. Within a group the longest values are cut first (all down to one common
+length). If that is still not enough, the text itself is cut in the middle, so the
+budget always holds.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ CUT_ORDER = (
     "inputs",
     "history",
     "functions",
+    "inner",
     "code",
     "outputs",
     "variables",
@@ -36,7 +41,9 @@ CUT_ORDER = (
     "instruction",
 )
 #: Groups whose values may be left out, in this order, when truncation is not enough.
-DROPPABLE = ("intermediates", "inputs", "history", "functions", "code", "outputs")
+DROPPABLE = ("intermediates", "inputs", "history", "functions", "inner", "code", "outputs")
+#: The indentation of an inner step per level of nesting.
+INDENT = "    "
 #: Intermediate values up to this many characters are shown on their code line
 #: (``y = f(x) ->1.5``) instead of repeating the name under #Intermediates.
 INLINE_CHARS = 48
@@ -79,10 +86,11 @@ def _slots(problem: Problem, history: Sequence[str]) -> list[_Slot]:
     code = []
     for line in problem.code:
         comment = f"  # {line.note}" if line.note else ""
+        group, indent = ("inner", INDENT * line.depth) if line.depth else ("code", "")
         if line.name in inline:  # a short intermediate value goes after its line
-            code.append(_Slot("code", f"{line.value} ->", inline[line.name], comment))
+            code.append(_Slot(group, f"{indent}{line.value} ->", inline[line.name], comment))
         else:
-            code.append(_Slot("code", "", line.value, comment))
+            code.append(_Slot(group, indent, line.value, comment))
     section("Code", code)
     section("Functions", [_Slot("functions", f"{e.name}: ", e.value) for e in problem.functions])
     section("Variables", [_entry("variables", e) for e in problem.variables])
