@@ -22,7 +22,7 @@ from tracegrad.llm import LLM, LiteLLMTransport, LLMCallError, ReplayTransport
 
 
 def test_mock_response_goes_through_litellm(retry):
-    llm = LLM("gpt-4o-mini", mock_response="mocked!", retry=retry, cache=False)
+    llm = LLM("gpt-4o-mini", extra={"mock_response": "mocked!"}, retry=retry, cache=False)
     done = llm.complete("hi")
     assert done.text == "mocked!" and not done.cached
     assert done.usage.total_tokens > 0 and done.cost_usd is not None and done.cost_usd > 0
@@ -31,7 +31,7 @@ def test_mock_response_goes_through_litellm(retry):
 
 
 def test_mock_response_async(retry):
-    llm = LLM("gpt-4o-mini", mock_response="async mocked", retry=retry)
+    llm = LLM("gpt-4o-mini", extra={"mock_response": "async mocked"}, retry=retry)
     assert asyncio.run(llm.acomplete("hi")).text == "async mocked"
 
 

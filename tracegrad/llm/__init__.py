@@ -19,6 +19,7 @@ from tracegrad.llm.errors import (
 from tracegrad.llm.litellm_transport import LiteLLMTransport
 from tracegrad.llm.request import Completion, LLMRequest, TransportResponse
 from tracegrad.llm.retry import RetryPolicy
+from tracegrad.llm.settings import SAMPLING
 from tracegrad.llm.transports import ReplayTransport, ScriptedTransport, Transport
 from tracegrad.llm.usage import Budget, CostEstimate, Usage, UsageSnapshot
 
@@ -36,6 +37,7 @@ __all__ = [
     "ReplayTransport",
     "ResponseCache",
     "RetryPolicy",
+    "SAMPLING",
     "ScriptedTransport",
     "StructuredOutputError",
     "Transport",

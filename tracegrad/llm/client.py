@@ -9,9 +9,11 @@ and turns replies into validated objects for structured calls, asking the model 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,19 @@ from tracegrad.llm.cache import ResponseCache
 from tracegrad.llm.config import API_BASE_ENV, as_messages, resolve_model
 from tracegrad.llm.errors import LLMCallError, LLMConfigError
 from tracegrad.llm.litellm_transport import LiteLLMTransport
-from tracegrad.llm.request import Completion, LLMRequest, Message, TransportResponse
+from tracegrad.llm.request import Completion, LLMRequest, Message, TransportResponse, completion_of
 from tracegrad.llm.retry import RetryPolicy
+from tracegrad.llm.settings import (
+    PROVIDER_HINT,
+    REQUEST_OPTIONS,
+    check_call_settings,
+    checked_keywords,
+    merged,
+    sampling_settings,
+)
 from tracegrad.llm.structured_run import Check, StructuredCall, StructuredModes
 from tracegrad.llm.transports import Transport
-from tracegrad.llm.usage import Budget, CostEstimate, Usage, UsageSnapshot
+from tracegrad.llm.usage import Budget, CostEstimate, Usage
 
 logger = logging.getLogger("tracegrad.llm")
 
@@ -53,10 +63,21 @@ class LLM:
         structured_mode: force ``json_schema``, ``json_object`` or ``text`` for
             structured calls (default: the strongest the transport says it supports).
         structured_retries: repair turns of a structured call by default.
-        settings: sent with every call (temperature, max_tokens, seed, top_p, stop,
-            ...); a call can override them.
+        temperature, top_p, max_tokens, seed, stop: the sampling settings sent with
+            every call (None: left to the provider); a call can override them.
+        extra: a provider's own parameters, sent with every call (e.g.
+            ``{"reasoning_effort": "low"}``). They are request parameters like the
+            sampling settings: part of the cache key, overridable per call.
+
+    An unknown keyword argument is a ``TypeError`` naming the closest valid one: nothing
+    unknown is sent to a provider.
+
+    Copies (``copy.copy`` and ``copy.deepcopy`` alike) share the transport, the response
+    cache, the usage ledger (so budgets and accounting stay joint), the retry policy
+    and what was learnt about structured output, and have their own settings.
     """
 
+    @checked_keywords(PROVIDER_HINT)
     def __init__(
         self,
         model: str | None = None,
@@ -72,7 +93,12 @@ class LLM:
         timeout: float | None = 120.0,
         structured_mode: str | None = None,
         structured_retries: int = 1,
-        **settings: Any,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = resolve_model(model)
         self.api_base = api_base or os.environ.get(API_BASE_ENV) or None
@@ -87,7 +113,9 @@ class LLM:
             raise LLMConfigError(f"structured_mode must be one of {so.MODES}")
         self.structured_mode = structured_mode
         self.structured_retries = structured_retries
-        self.settings = settings
+        sampling = sampling_settings(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=stop)
+        #: Every parameter sent with each call: the sampling settings and ``extra``.
+        self.settings: dict[str, Any] = merged(sampling, extra, "LLM")
         self._cache_policy = None if isinstance(cache, ResponseCache) else cache
         self._cache: ResponseCache | None = cache if isinstance(cache, ResponseCache) else None
         self._cache_dir = cache_dir
@@ -96,12 +124,30 @@ class LLM:
     def __repr__(self) -> str:
         return f"LLM(model={self.model!r}, settings={self.settings!r}, usage={self.usage!r})"
 
-    def with_settings(self, **settings: Any) -> LLM:
-        """A client like this one with some settings changed, sharing its transport,
-        cache and usage ledger (so budgets and accounting stay joint)."""
-        clone = object.__new__(LLM)
+    def with_settings(self, *, extra: Mapping[str, Any] | None = None, **settings: Any) -> LLM:
+        """A copy of this client (see the class docstring) with some sampling settings
+        or ``extra`` parameters changed; a setting given as None is removed."""
+        check_call_settings("LLM.with_settings", settings)
+        clone = copy.copy(self)
+        for name, value in merged(settings, extra, "LLM.with_settings").items():
+            if value is None:
+                clone.settings.pop(name, None)
+            else:
+                clone.settings[name] = value
+        return clone
+
+    def __copy__(self) -> LLM:
+        clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.settings = {**self.settings, **settings}
+        if self._cache_policy is not False:
+            clone._cache = self.cache  # made now, so that both hold the same store
+        clone.settings = dict(self.settings)
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LLM:
+        clone = self.__copy__()
+        memo[id(self)] = clone
+        clone.settings = copy.deepcopy(self.settings, memo)
         return clone
 
     @property
@@ -118,10 +164,17 @@ class LLM:
         *,
         response_format: dict[str, Any] | None = None,
         sample_index: int | None = None,
+        extra: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> LLMRequest:
-        """The full request a call with these arguments sends (also its cache key)."""
-        params = {**self.transport.defaults, **self.settings, **overrides}
+        """The full request a call with these arguments sends (also its cache key).
+
+        ``overrides`` are sampling settings (``SAMPLING``) and the request options
+        ``model``, ``api_base``, ``api_key`` and ``timeout``; ``extra`` a provider's
+        own parameters for this call.
+        """
+        check_call_settings("LLM.request", overrides, options=REQUEST_OPTIONS)
+        params = {**self.transport.defaults, **self.settings, **merged(overrides, extra, "LLM.request")}
         timeout = params.pop("timeout", self.timeout)
         model = params.pop("model", self.model)
         api_base = params.pop("api_base", self.api_base)
@@ -155,6 +208,7 @@ class LLM:
         cache: bool | None = None,
         fresh: bool = False,
         sample_index: int | None = None,
+        extra: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> Completion:
         """Call the model; with ``schema``, return a reply validated against it.
@@ -167,18 +221,20 @@ class LLM:
         asked again, at most ``repairs`` times (default: ``structured_retries``); the
         result's ``usage`` covers every turn. ``fresh=True`` skips the cache lookup but
         stores the new reply; ``sample_index`` keeps cached samples of the same request
-        apart; ``overrides`` change settings for this call only.
+        apart; ``overrides`` (sampling settings, ``model``, ``api_base``, ``api_key``,
+        ``timeout``) and ``extra`` (a provider's own parameters) change settings for this
+        call only.
 
         Raises :class:`LLMCallError`, :class:`BudgetExceeded`, or
         :class:`StructuredOutputError` when no reply is usable after the repairs.
         """
         if schema is None:
             _no_check(check)
-            req = self.request(messages, sample_index=sample_index, **overrides)
+            req = self.request(messages, sample_index=sample_index, extra=extra, **overrides)
             return self._call(req, self._use_cache(req, cache), fresh)
-        probe = self.request(messages, **overrides)
+        probe = self.request(messages, extra=extra, **overrides)
         mode = self.structured_mode or self._modes.get(self.transport, probe.model, probe.api_base)
-        run = self._structured(probe, schema, mode, check, repairs, sample_index, overrides)
+        run = self._structured(probe, schema, mode, check, repairs, sample_index, {"extra": extra, **overrides})
         while True:
             req = run.request()
             try:
@@ -200,16 +256,17 @@ class LLM:
         cache: bool | None = None,
         fresh: bool = False,
         sample_index: int | None = None,
+        extra: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> Completion:
         """Async version of :meth:`complete`."""
         if schema is None:
             _no_check(check)
-            req = self.request(messages, sample_index=sample_index, **overrides)
+            req = self.request(messages, sample_index=sample_index, extra=extra, **overrides)
             return await self._acall(req, self._use_cache(req, cache), fresh)
-        probe = self.request(messages, **overrides)
+        probe = self.request(messages, extra=extra, **overrides)
         mode = self.structured_mode or await self._modes.aget(self.transport, probe.model, probe.api_base)
-        run = self._structured(probe, schema, mode, check, repairs, sample_index, overrides)
+        run = self._structured(probe, schema, mode, check, repairs, sample_index, {"extra": extra, **overrides})
         while True:
             req = run.request()
             try:
@@ -281,44 +338,18 @@ class LLM:
         return done
 
     def _finish(
-        self,
-        req: LLMRequest,
-        resp: TransportResponse,
-        start: float,
-        *,
-        cached: bool,
-        attempts: int,
+        self, req: LLMRequest, resp: TransportResponse, start: float, *, cached: bool, attempts: int
     ) -> Completion:
         if cached:
             self.usage.record_cache_hit()
-            spent = UsageSnapshot(cache_hits=1)
-        else:
-            spent = UsageSnapshot(
-                calls=1,
-                prompt_tokens=resp.prompt_tokens,
-                completion_tokens=resp.completion_tokens,
-                cost_usd=resp.cost_usd or 0.0,
-                calls_without_cost=int(resp.cost_usd is None),
-            )
-        done = Completion(
-            text=resp.text,
-            model=resp.model or req.model,
-            usage=spent,
-            cached=cached,
-            latency_s=time.perf_counter() - start,
-            key=req.key,
-            finish_reason=resp.finish_reason,
-            attempts=attempts,
-            request=req,
-            raw=resp.raw,
-        )
+        done = completion_of(req, resp, time.perf_counter() - start, cached=cached, attempts=attempts)
         logger.debug(
             "llm call model=%s key=%s cached=%s tokens=%d+%d cost=%s latency=%.3fs",
             done.model,
             done.key[:12],
             cached,
-            spent.prompt_tokens,
-            spent.completion_tokens,
+            done.usage.prompt_tokens,
+            done.usage.completion_tokens,
             done.cost_usd,
             done.latency_s,
         )

@@ -157,3 +157,31 @@ class Completion:
 
     def __str__(self) -> str:
         return self.text
+
+
+def completion_of(
+    req: LLMRequest, resp: TransportResponse, latency_s: float, *, cached: bool, attempts: int
+) -> Completion:
+    """The completion of one answered request: a reply from the cache spends nothing."""
+    if cached:
+        spent = UsageSnapshot(cache_hits=1)
+    else:
+        spent = UsageSnapshot(
+            calls=1,
+            prompt_tokens=resp.prompt_tokens,
+            completion_tokens=resp.completion_tokens,
+            cost_usd=resp.cost_usd or 0.0,
+            calls_without_cost=int(resp.cost_usd is None),
+        )
+    return Completion(
+        text=resp.text,
+        model=resp.model or req.model,
+        usage=spent,
+        cached=cached,
+        latency_s=latency_s,
+        key=req.key,
+        finish_reason=resp.finish_reason,
+        attempts=attempts,
+        request=req,
+        raw=resp.raw,
+    )
