@@ -14,147 +14,39 @@ reference library's ``step() = update(propose())``:
 So a trainer can evaluate a proposal before accepting it, keep several candidates, or
 drop one: a proposal that is never applied leaves the optimizer exactly as it was.
 ``state_dict()`` / ``load_state_dict()`` hold everything needed to resume.
+
+Feedback is consumed by the step that used it: ``commit`` clears the feedback of the
+optimizer's parameters (and a gradient optimizer's registered losses), so a loop that
+forgets ``zero_feedback()`` never shows the model an earlier round's feedback again.
+Proposing clears nothing: a proposal that is dropped leaves the feedback for the next
+one. ``zero_feedback()`` still clears it by hand (before a batch, say).
+
+A step that can do nothing -- no feedback, or feedback on an output that depends on
+none of the optimizer's parameters -- ends with status ``no_feedback`` and a
+``reason`` in its report; the first such step of an optimizer also warns.
+
+Copies (``copy.copy`` and ``copy.deepcopy`` alike) are for candidate search: a copy
+has its own state (step count, memory, optax state) and the same parameters (not
+copied: they are what is optimized) and shares the model client, so that budgets
+and accounting stay joint. Each optimizer lists what else its copies share in
+``_shared_on_copy``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tracegrad._text import literal, truncate
 from tracegrad.errors import TracegradError
 from tracegrad.nodes.module import Module
-from tracegrad.trace import Node, ParameterNode, assign
-
-#: The statuses a step can end with (see ``StepReport``).
-STATUSES = ("updated", "unchanged", "rejected", "no_reply", "no_feedback")
-
-
-@dataclass
-class ParameterUpdate:
-    """What one step did (or proposes to do) to one parameter."""
-
-    name: str
-    old: Any
-    new: Any
-
-    @property
-    def changed(self) -> bool:
-        try:
-            return bool(self.old != self.new)
-        except (TypeError, ValueError):  # arrays compare element-wise
-            import numpy as np
-
-            old, new = np.asarray(self.old), np.asarray(self.new)
-            return old.shape != new.shape or bool(np.any(old != new))
-
-
-@dataclass
-class Rejection:
-    """A proposed value that was not accepted, and why."""
-
-    name: str
-    value: str
-    reason: str
-
-    def line(self) -> str:
-        return f"- {self.name} = {self.value}: {self.reason}"
-
-
-@dataclass(repr=False)
-class StepReport:
-    """What one step did and why -- the one report type of every optimizer.
-
-    ``status`` is ``updated`` (values changed), ``unchanged`` (nothing new was
-    proposed), ``rejected`` (every proposed value set was invalid; nothing applied),
-    ``no_reply`` (the model gave no usable answer) or ``no_feedback`` (no parameter had
-    feedback to learn from). ``details`` holds an optimizer's own figures (a loss, a
-    gradient norm, the prompt size); ``parts`` the reports of a composite's optimizers.
-    ``messages`` and ``reply`` are the exact last request and raw reply of a model.
-    """
-
-    optimizer: str
-    step: int
-    status: str = "unchanged"
-    updates: list[ParameterUpdate] = field(default_factory=list)
-    reasoning: str = ""
-    answer: str | None = None
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = 0.0
-    attempts: int = 0
-    rejections: list[Rejection] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    parts: dict[str, StepReport] = field(default_factory=dict)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    reply: str = ""
-    overhead_ms: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        """Whether any parameter got a different value."""
-        return any(u.changed for u in self.updates)
-
-    def summary(self) -> str:
-        """A few readable lines: what changed and why, what was rejected, the cost."""
-        lines = [f"step {self.step} ({self.optimizer}): {self.status}"]
-        for u in self.updates:
-            if u.changed:
-                lines.append(f"  {u.name}: {truncate(literal(u.old), 80)} -> {truncate(literal(u.new), 80)}")
-        lines += [f"  rejected {r.name}: {r.reason}" for r in self.rejections]
-        if self.reasoning:
-            lines.append(f"  reasoning: {truncate(self.reasoning, 400)}")
-        figures = [f"{k}={v:.6g}" for k, v in self.details.items() if isinstance(v, float)]
-        if figures:
-            lines.append("  " + ", ".join(figures))
-        if self.calls or self.prompt_tokens:
-            cost = "unknown cost" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-            lines.append(f"  {self.calls} calls, {self.prompt_tokens}+{self.completion_tokens} tokens, {cost}")
-        for name, part in self.parts.items():
-            lines += ["  " + line for line in f"[{name}] {part.summary()}".splitlines()]
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-compatible data (values shown with ``repr`` when not JSON data)."""
-        data = asdict(self)
-        data["changed"] = self.changed
-        return json.loads(json.dumps(data, default=repr))
-
-    def __repr__(self) -> str:
-        changed = sum(u.changed for u in self.updates)
-        extra = "".join(f", {k}={v:.6g}" for k, v in self.details.items() if isinstance(v, float))
-        return f"<StepReport {self.optimizer} step {self.step}: {self.status}, {changed} changed{extra}>"
-
-
-@dataclass(repr=False)
-class Proposal:
-    """New values for some parameters, the report of how they were found, and the state
-    the optimizer takes on if they are applied. Making one changes nothing.
-
-    ``values`` maps parameter names (the optimizer's, see ``Optimizer.names``) to new
-    values, not yet validated; ``state`` is opaque to all but the optimizer that made it
-    (None: its state stays as it is); ``steps`` is how many steps applying it counts.
-    """
-
-    values: dict[str, Any]
-    report: StepReport
-    state: Any = None
-    steps: int = 1
-    optimizer: Optimizer | None = field(default=None, compare=False)
-    base_step: int = 0
-
-    @property
-    def status(self) -> str:
-        return self.report.status
-
-    def __repr__(self) -> str:
-        return f"<Proposal of {self.report.optimizer} step {self.report.step}: {sorted(self.values)}>"
+from tracegrad.optimizers.report import STATUSES, ParameterUpdate, Proposal, Rejection, StepReport
+from tracegrad.trace import Node, ParameterNode, ancestors, assign
 
 
 class Optimizer(ABC):
@@ -173,6 +65,10 @@ class Optimizer(ABC):
     #: Whether ``backward`` wants the numeric loss node rather than feedback text (a
     #: gradient optimizer); composites route the loss by it.
     takes_loss: ClassVar[bool] = False
+    #: Attributes a copy shares with the original (the rest is copied; the parameters
+    #: are never copied). Lists of nodes named in ``_listed_on_copy`` are copied as lists.
+    _shared_on_copy: ClassVar[frozenset[str]] = frozenset()
+    _listed_on_copy: ClassVar[frozenset[str]] = frozenset({"_unreached"})
 
     def __init__(
         self,
@@ -185,6 +81,8 @@ class Optimizer(ABC):
         self.parameters: list[ParameterNode] = list(self.names.values())
         self.log_path = Path(log_path) if log_path is not None else None
         self.step_count = 0
+        self._unreached: list[Node] = []  # outputs given feedback that reached no parameter
+        self._warned_idle = False
 
     def parameter(self, name: str) -> ParameterNode:
         """The parameter called ``name``."""
@@ -195,15 +93,49 @@ class Optimizer(ABC):
 
     # -- the feedback loop -----------------------------------------------------------------
     def zero_feedback(self) -> None:
-        """Forget the feedback the parameters have received."""
+        """Forget the feedback the parameters have received (``commit`` also does)."""
         for p in self.parameters:
             p.clear_feedback()
+        self._unreached.clear()
 
     def backward(self, output: Node, feedback: Any = "") -> None:
         """Give ``feedback`` to ``output`` and propagate it to the parameters."""
         if not isinstance(output, Node):
             raise TypeError(f"backward() needs the output node, got {type(output).__name__}")
         output.backward(feedback)
+        self._note_reach(output)
+
+    def _note_reach(self, output: Node) -> None:
+        """Remember ``output`` if it depends on none of the parameters (for the reason of
+        a step that can do nothing)."""
+        ids = {id(p) for p in self.parameters}
+        if not any(id(n) in ids for n in ancestors((output,))):
+            self._unreached.append(output)
+
+    def _idle_reason(self) -> str:
+        """Why a step has nothing to learn from, in one sentence."""
+        who = type(self).__name__
+        if self._unreached:
+            names = ", ".join(sorted({n.name for n in self._unreached}))
+            return (
+                f"the feedback given to {names} reached none of the parameters of this {who}: "
+                "the output does not depend on them (does the workflow return its traced output node?)"
+            )
+        return (
+            f"no parameter of this {who} has feedback: run the workflow, then call "
+            "backward(output, feedback) on its output"
+        )
+
+    def _idle_proposal(self) -> Proposal:
+        """The proposal of a step that has nothing to learn from: no values, a reason."""
+        return self._proposal({}, self._report("no_feedback", reason=self._idle_reason()))
+
+    def _consume_feedback(self) -> None:
+        """What ``commit`` does with the feedback the step used: the parameters forget
+        theirs (a gradient optimizer also its registered losses)."""
+        for p in self.parameters:
+            p.clear_feedback()
+        self._unreached.clear()
 
     # -- propose / apply ---------------------------------------------------------------------
     @abstractmethod
@@ -228,7 +160,11 @@ class Optimizer(ABC):
         self._check_current(proposal)
         self.assign(proposal)
         self.commit(proposal)
-        return proposal.report
+        report = proposal.report
+        if report.status == "no_feedback" and not self._warned_idle:
+            self._warned_idle = True
+            warnings.warn(f"{type(self).__name__}.step() did nothing: {report.reason}", stacklevel=3)
+        return report
 
     def assign(self, proposal: Proposal) -> None:
         """Assign the proposal's values to the parameters, all or none (no state change);
@@ -243,7 +179,8 @@ class Optimizer(ABC):
             report.status = "updated" if report.changed else "unchanged"
 
     def commit(self, proposal: Proposal) -> None:
-        """Take on the optimizer state of an assigned proposal, count it and log it.
+        """Take on the optimizer state of an assigned proposal, count it, log it, and
+        consume the feedback (see the module docstring).
 
         ``apply`` calls it; a composite that assigns its parts' values in one go calls
         it on each part.
@@ -256,6 +193,7 @@ class Optimizer(ABC):
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(proposal.report.to_json()) + "\n")
+        self._consume_feedback()
 
     def step(self) -> StepReport:
         """Update the parameters from their feedback: ``apply(propose())``."""
@@ -280,6 +218,27 @@ class Optimizer(ABC):
     def _report(self, status: str = "unchanged", **fields: Any) -> StepReport:
         """A report for the next step of this optimizer."""
         return StepReport(type(self).__name__, self.step_count + 1, status, **fields)
+
+    # -- copies ------------------------------------------------------------------------------
+    def __deepcopy__(self, memo: dict[int, Any]) -> Optimizer:
+        """A copy with its own state, the same parameters and the shared client (see the
+        module docstring)."""
+        cls = type(self)
+        clone = cls.__new__(cls)
+        memo[id(self)] = clone
+        for p in self.parameters:
+            memo.setdefault(id(p), p)
+        for key, value in self.__dict__.items():
+            if key in self._shared_on_copy:
+                clone.__dict__[key] = value
+            elif key in self._listed_on_copy:
+                clone.__dict__[key] = list(value)
+            else:
+                clone.__dict__[key] = copy.deepcopy(value, memo)
+        return clone
+
+    def __copy__(self) -> Optimizer:
+        return self.__deepcopy__({})
 
     def _take_state(self, state: Any) -> None:  # noqa: B027  (optional hook: most optimizers keep state)
         """Take on a committed proposal's state (the base keeps none but the step count)."""
@@ -382,6 +341,7 @@ def _unique_names(params: list[ParameterNode]) -> dict[str, ParameterNode]:
 
 
 __all__ = [
+    "STATUSES",
     "Optimizer",
     "ParameterUpdate",
     "Proposal",

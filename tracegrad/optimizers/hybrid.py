@@ -14,7 +14,8 @@ propagates ``feedback`` (text, a score ...) once, for the optimizers that read
 feedback, and hands the numeric loss node (``loss=``, default ``output``) to the
 optimizers that take a loss (``takes_loss = True``, e.g. ``JaxOptimizer``).
 ``propose()`` asks every part for its proposal and merges them; ``apply()`` validates
-and assigns all their values at once, then each part commits its own state. A part
+and assigns all their values at once, then each part commits its own state (and
+consumes its feedback and losses). A part
 that fails to propose raises, and nothing is applied: proposing changes nothing, so
 there is nothing to roll back. The parts' reports are the merged report's ``parts``.
 Plain Python: importing this module does not import JAX.
@@ -134,6 +135,7 @@ class Hybrid(Optimizer):
         for opt in self.optimizers.values():
             if opt.takes_loss:
                 opt.backward(target)
+        self._note_reach(output)
 
     # -- propose / apply -----------------------------------------------------------------------
     def propose(self, *, sample: int = 0) -> Proposal:
@@ -157,8 +159,9 @@ class Hybrid(Optimizer):
         }
         reports = {name: part.report for name, part in parts.items()}
         statuses = [r.status for r in reports.values()]
+        reason = ""
         if all(s == "no_feedback" for s in statuses):
-            status = "no_feedback"
+            status, reason = "no_feedback", self._idle_reason()
         elif any(s == "updated" for s in statuses):
             status = "updated"
         else:
@@ -173,6 +176,7 @@ class Hybrid(Optimizer):
             if any(r.cost_usd is None for r in reports.values())
             else sum(r.cost_usd or 0.0 for r in reports.values()),
             parts=reports,
+            reason=reason,
         )
         return self._proposal(values, report, parts)
 

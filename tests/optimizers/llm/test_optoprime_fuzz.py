@@ -28,8 +28,17 @@ TABLE = tg.parameter({"a": 1}, tg.Structure(dict[str, int]), name="table")
 PARAMS = [RATE, STEPS, MODE, NOTE, TABLE, combine.parameter]
 NAMES = [p.name for p in PARAMS]
 
-_out = combine(RATE, STEPS, MODE, NOTE, TABLE)
-_out.backward("The result should be 7.")
+
+def give_feedback(opt):
+    """Run the workflow on the current values and give its output feedback (a step
+    consumes the feedback it used)."""
+    try:
+        out = combine(RATE, STEPS, MODE, NOTE, TABLE)
+    except tg.ExecutionError as err:
+        out = err.node
+    opt.zero_feedback()
+    opt.backward(out, "The result should be 7.")
+
 
 json_values = st.recursive(
     st.none()
@@ -82,6 +91,7 @@ def _fuzz(optimizer_class, outputs):
     queue = list(outputs)
     transport = ScriptedTransport(lambda request: queue.pop(0) if queue else "no idea")
     opt = optimizer_class(PARAMS, llm=LLM("fuzz/model", transport=transport, cache=False), max_attempts=2)
+    give_feedback(opt)
     before = {p.name: p.value for p in PARAMS}
     report = opt.step()
     assert_all_valid()

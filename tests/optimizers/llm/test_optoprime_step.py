@@ -219,10 +219,11 @@ def test_a_reply_cut_off_at_the_length_limit_is_asked_again(make_llm, graph):
 
 
 def test_optimizer_calls_ask_for_a_bounded_reply_by_default(make_llm, graph):
-    scale, bias, _ = graph
+    scale, bias, out = graph
     opt, transport = make_opt(make_llm, [scale, bias], [reply()])
     opt.step()
     assert transport.requests[0].params["max_tokens"] == 4096
+    out.backward("The output should be 10.")  # the step consumed the feedback
     opt, transport = make_opt(make_llm, [scale, bias], [reply()], max_tokens=300)
     opt.step()
     assert transport.requests[0].params["max_tokens"] == 300

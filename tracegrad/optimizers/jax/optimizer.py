@@ -12,7 +12,11 @@ The loop users know::
 ``step()`` replays the trace as a jitted pure function (see ``replay``), cached by the
 graph's structure: a loop that records the same graph every step compiles once, a
 changed graph compiles anew (up to ``cache_size`` structures are kept, least recently
-used first out). ``fit(n)`` runs ``n`` compiled steps on the last recorded graph.
+used first out). A committed step consumes the losses it used (like the feedback of
+any optimizer): the next ``step()`` needs a new ``backward(loss)``. ``fit(n)`` runs
+``n`` compiled steps on the registered losses, else on those of the last step.
+A copy (``copy.deepcopy``) has its own optax state and registered losses (the same
+loss nodes at first), the same parameters, and shares the compiled replays.
 
 Parameters: float ``Array`` parameters (shape and dtype are kept) and ``Number``
 parameters (as 0-d arrays of the default float dtype; written back as floats). Bounds
@@ -38,6 +42,7 @@ import numpy as np
 import optax
 
 from tracegrad.errors import InvalidValueError, TracegradError
+from tracegrad.llm.settings import checked_keywords
 from tracegrad.nodes.kinds import Number
 from tracegrad.nodes.module import Module
 from tracegrad.optimizers.base import Optimizer, Proposal, StepReport, is_loss_value
@@ -132,7 +137,12 @@ class JaxOptimizer(Optimizer):
     """
 
     takes_loss = True  # Hybrid gives it the numeric loss node rather than text feedback
+    # compiled replays and the optax transform are shared by copies; the optax state is
+    # never changed in place (a step replaces it), so a copy can start from the same one
+    _shared_on_copy = frozenset({"transform", "cache", "opt_state"})
+    _listed_on_copy = frozenset({"_unreached", "_losses", "_last_losses"})
 
+    @checked_keywords()
     def __init__(
         self,
         parameters: Iterable[ParameterNode] | Module,
@@ -155,19 +165,27 @@ class JaxOptimizer(Optimizer):
         }
         self.cache = ReplayCache(cache_size)
         self._losses: list[Node] = []
+        self._last_losses: list[Node] = []  # the losses of the last committed step, for fit()
         self.opt_state = transform.init(current_values(self._named))
 
     # -- the feedback loop -------------------------------------------------------------
     def zero_feedback(self) -> None:
-        """Forget the registered losses and the feedback the parameters received."""
+        """Forget the registered losses (those of the last step too) and the feedback the
+        parameters received."""
         super().zero_feedback()
-        self._losses.clear()
+        self._losses = []
+        self._last_losses = []
+
+    def _consume_feedback(self) -> None:
+        super()._consume_feedback()
+        self._losses = []
 
     def backward(self, output: Node, feedback: Any = None) -> None:
         """Register ``output`` (a scalar loss node) for the next ``step()``.
 
-        Losses of several calls add up until ``zero_feedback()``. ``feedback``, when given, is
-        also propagated to the parameters as usual (e.g. text for an LLM optimizer).
+        Losses of several calls add up until a step commits (or ``zero_feedback()``).
+        ``feedback``, when given, is also propagated to the parameters as usual (e.g. text
+        for an LLM optimizer).
         """
         if not isinstance(output, Node):
             raise TypeError(f"backward() needs the loss node, got {type(output).__name__}")
@@ -175,11 +193,14 @@ class JaxOptimizer(Optimizer):
         self._losses.append(output)
         if feedback is not None:
             output.backward(feedback)
+        self._note_reach(output)
 
     def _loss_nodes(self) -> tuple[Node, ...]:
-        """The losses to differentiate; empty when there is neither a loss nor feedback."""
+        """The losses to differentiate that depend on a parameter; empty when there is
+        neither a loss nor feedback (or none of them reaches a parameter)."""
         if self._losses:
-            return tuple(self._losses)
+            unreached = {id(n) for n in self._unreached}
+            return tuple(n for n in self._losses if id(n) not in unreached)
         # no backward(loss) on this optimizer: use numeric outputs that gave feedback
         outputs: dict[int, Node] = {}
         for p in self.parameters:
@@ -219,7 +240,7 @@ class JaxOptimizer(Optimizer):
         """
         losses = self._loss_nodes()
         if not losses:  # nothing to learn from: like the LLM optimizers, change nothing
-            return self._proposal({}, self._report("no_feedback"))
+            return self._idle_proposal()
         entry, analysis = self._entry(losses)
         traces = entry.program.traces
         params = current_values(self._named)
@@ -233,10 +254,11 @@ class JaxOptimizer(Optimizer):
             "compiled": entry.program.traces > traces,
             "cache": self.cache.info(),
         }
-        return self._proposal(self._values(new), self._report("updated", details=details), state)
+        return self._proposal(self._values(new), self._report("updated", details=details), (state, losses))
 
     def fit(self, steps: int, *, scan: bool = False) -> StepReport:
-        """Run ``steps`` compiled steps on the last recorded graph (same inputs each step).
+        """Run ``steps`` compiled steps on the registered losses, else on those of the last
+        committed step (same inputs each step).
 
         The parameters and the optimizer state stay on the device between steps and are
         written back once at the end, all or nothing: if a loss or the final values are
@@ -252,7 +274,7 @@ class JaxOptimizer(Optimizer):
         """``fit(steps)`` as a proposal: the values and state after ``steps`` steps."""
         if steps < 1:
             raise ValueError("fit() needs at least one step")
-        losses = self._loss_nodes()
+        losses = self._loss_nodes() or tuple(self._last_losses)
         if not losses:
             raise TracegradError(f"{type(self).__name__}.fit() needs a loss: call backward(loss) first")
         entry, analysis = self._entry(losses)
@@ -284,7 +306,7 @@ class JaxOptimizer(Optimizer):
             "compiled": entry.program.traces > traces,
             "cache": self.cache.info(),
         }
-        return self._proposal(self._values(p), self._report("updated", details=details), s, steps=steps)
+        return self._proposal(self._values(p), self._report("updated", details=details), (s, losses), steps=steps)
 
     def _reject(self, new: Mapping[str, Any], loss: float, grad_norm: float, where: str = "") -> None:
         bad = [k for k, v in new.items() if not np.all(np.isfinite(np.asarray(v)))]
@@ -310,7 +332,8 @@ class JaxOptimizer(Optimizer):
         return values
 
     def _take_state(self, state: Any) -> None:
-        self.opt_state = state
+        self.opt_state, losses = state
+        self._last_losses = list(losses)
 
     # -- compile statistics ---------------------------------------------------------------
     @property

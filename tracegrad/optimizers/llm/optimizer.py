@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tracegrad._text import literal
 from tracegrad.errors import TracegradError
 from tracegrad.llm.errors import StructuredOutputError
+from tracegrad.llm.settings import PROVIDER_HINT, SAMPLING, checked_keywords, merged, sampling_settings
 from tracegrad.llm.structured import REPAIR_TURN_CHARS
 from tracegrad.llm.tokens import TokenCounter, estimate_tokens, tokens_for_chars
 from tracegrad.nodes.module import Module
@@ -99,14 +100,23 @@ class LLMOptimizer(Optimizer):
             client's transport (the model's own tokenizer where it has one); default: a
             fast estimate.
         log_path: a JSON-lines file every applied step's report is appended to.
-        call_settings: sent with every model call (``temperature``, ``max_tokens``, ...;
-            ``max_tokens`` defaults to 4096).
+        temperature, top_p, max_tokens, seed, stop: sampling settings of the optimizer's
+            model calls (None: the client's; ``max_tokens`` defaults to 4096).
+        extra: a provider's own parameters for the optimizer's model calls.
+
+    An unknown keyword argument is a ``TypeError`` naming the closest valid one.
+    ``call_settings`` holds what is sent with every call (the sampling settings given
+    and ``extra``). A copy (``copy.deepcopy``) has its own memory and step count, the
+    same parameters and the same client (see ``tracegrad.optimizers.base``); without
+    ``llm=``, a client made after copying is each copy's own, with its own ledger.
     """
 
     system_prompt = ""
     default_objective = ""
     default_memory_size = 0
+    _shared_on_copy = frozenset({"_llm", "count_tokens"})
 
+    @checked_keywords(PROVIDER_HINT)
     def __init__(
         self,
         parameters: ParameterNode | Iterable[ParameterNode] | Module,
@@ -119,7 +129,12 @@ class LLMOptimizer(Optimizer):
         value_tokens: int | None = 600,
         token_counter: TokenCounter | str | None = None,
         log_path: str | os.PathLike[str] | None = None,
-        **call_settings: Any,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(parameters, log_path=log_path)
         if max_attempts < 1:
@@ -143,7 +158,8 @@ class LLMOptimizer(Optimizer):
                 f"prompt_tokens={prompt_tokens} leaves {room} tokens for the problem after the fixed "
                 f"instructions and the room kept for a repair turn; give at least {needed}"
             )
-        self.call_settings = call_settings
+        sampling = sampling_settings(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=stop)
+        self.call_settings: dict[str, Any] = merged(sampling, extra, type(self).__name__)
         self._name_of = {p: name for name, p in self.names.items()}
 
     @property
@@ -201,37 +217,50 @@ class LLMOptimizer(Optimizer):
         started = time.perf_counter()
         ask = self._ask()
         if ask is None:
-            return self._proposal({}, self._report("no_feedback"))
-        call_started = time.perf_counter()
-        try:
-            done = self.llm.complete(ask.messages, **self._call_options(ask, sample))
-        except StructuredOutputError as exc:  # no usable reply: a status, not an error
-            done = exc.completion
-        return self._conclude(ask, done, started, time.perf_counter() - call_started)
+            return self._idle_proposal()
+        return self._ask_model(ask, sample, started)
 
     async def apropose(self, *, sample: int = 0) -> Proposal:
         """``propose()`` for async code: the model is called with ``acomplete``."""
         started = time.perf_counter()
         ask = self._ask()
         if ask is None:
-            return self._proposal({}, self._report("no_feedback"))
+            return self._idle_proposal()
+        return await self._aask_model(ask, sample, started)
+
+    def _ask_model(self, ask: _Ask, sample: int, started: float, **settings: Any) -> Proposal:
+        """The proposal from one structured call for ``ask`` (``settings`` override the
+        call settings)."""
         call_started = time.perf_counter()
         try:
-            done = await self.llm.acomplete(ask.messages, **self._call_options(ask, sample))
+            done = self.llm.complete(ask.messages, **{**self._call_options(ask, sample), **settings})
+        except StructuredOutputError as exc:  # no usable reply: a status, not an error
+            done = exc.completion
+        return self._conclude(ask, done, started, time.perf_counter() - call_started)
+
+    async def _aask_model(self, ask: _Ask, sample: int, started: float, **settings: Any) -> Proposal:
+        """``_ask_model`` for async code."""
+        call_started = time.perf_counter()
+        try:
+            done = await self.llm.acomplete(ask.messages, **{**self._call_options(ask, sample), **settings})
         except StructuredOutputError as exc:
             done = exc.completion
         return self._conclude(ask, done, started, time.perf_counter() - call_started)
 
     def _call_options(self, ask: _Ask, sample: int) -> dict[str, Any]:
         """The options of a proposal's one client call: the reply schema and its check,
-        the repair turns ``max_attempts`` leaves, the sample, the call settings."""
+        the repair turns ``max_attempts`` leaves, the sample, the call settings (whose
+        ``extra`` parameters go as the client's ``extra``)."""
+        sampling = {k: v for k, v in self.call_settings.items() if k in SAMPLING}
+        extra = {k: v for k, v in self.call_settings.items() if k not in SAMPLING}
         return {
             "schema": Reply,
             "check": ask.check,
             "repairs": self.max_attempts - 1,
             "sample_index": sample or None,
             "max_tokens": self._reply_tokens(),
-            **self.call_settings,
+            **sampling,
+            **({"extra": extra} if extra else {}),
         }
 
     def _reply_tokens(self) -> int | None:
@@ -280,6 +309,7 @@ class LLMOptimizer(Optimizer):
             messages=list(done.request.messages) if done is not None and done.request is not None else [],
             reply=done.text if done is not None else "",
             overhead_ms=1000 * (time.perf_counter() - started - call_seconds + check.seconds),
+            reason=_refusal(check, done),
         )
         # the memory records the values as they were shown, before any update
         return self._proposal(values, report, Memory(ask.prompt.values, ask.prompt.feedback))
@@ -323,6 +353,17 @@ def _checked_memory(items: Any) -> list[Memory]:
             raise TracegradError(f"memory entry {i} needs 'feedback', a string: {item!r}")
         out.append(Memory(dict(values), feedback))
     return out
+
+
+def _refusal(check: ReplyCheck, done: Completion | None) -> str:
+    """Why no value of a step could be used, in one sentence (empty when some could)."""
+    replies = f"{check.replies} repl{'y' if check.replies == 1 else 'ies'}"
+    if check.outcome == "rejected":
+        return f"the suggested values were invalid in {replies} ({check.rejections[-1].reason}); nothing changed"
+    if check.outcome == "no_reply":
+        why = f": {done.parse_error}" if done is not None and done.parse_error else ""
+        return f"the model gave no usable reply in {replies}{why}; nothing changed"
+    return ""
 
 
 def _transport_counter(optimizer: LLMOptimizer) -> TokenCounter:

@@ -33,8 +33,9 @@ class OptoPrime(LLMOptimizer):
     feedback (see ``tracegrad.optimizers.llm.problem``), optionally with the last
     ``memory_size`` (values, feedback) pairs, and applies its checked suggestion.
 
-    Keyword options are those of ``LLMOptimizer``; extra keywords (``temperature``,
-    ``max_tokens``, ...) are passed to every model call.
+    Keyword options are those of ``LLMOptimizer``: the sampling settings
+    (``temperature``, ``max_tokens``, ...) and ``extra`` go with every model call, and
+    an unknown keyword is refused.
     """
 
     system_prompt = OPTOPRIME_SYSTEM
