@@ -1,10 +1,11 @@
 """The one seam to models: the ``LLM`` client and the transports under it.
 
-Every model call of tracegrad -- optimizers, guides, users' pipelines -- goes through
-``LLM``: retries, timeouts, a disk cache keyed on the whole request, token and cost
-accounting, budgets and structured output. Transports are the narrow seam below it
-(litellm, scripted, replay). Importing this package imports neither litellm nor any
-optimizer; litellm is loaded by ``LiteLLMTransport`` on its first call.
+Every model call of tracegrad -- optimizers, guides, users' pipelines (``call_llm``,
+a model call recorded in the trace) -- goes through ``LLM``: retries, timeouts, a disk
+cache keyed on the whole request, token and cost accounting, budgets and structured
+output. Transports are the narrow seam below it (litellm, scripted, replay).
+Importing this package imports neither litellm nor any optimizer; litellm is loaded
+by ``LiteLLMTransport`` on its first call.
 """
 
 from tracegrad.llm.cache import ResponseCache
@@ -20,6 +21,7 @@ from tracegrad.llm.litellm_transport import LiteLLMTransport
 from tracegrad.llm.request import Completion, LLMRequest, TransportResponse
 from tracegrad.llm.retry import RetryPolicy
 from tracegrad.llm.settings import SAMPLING
+from tracegrad.llm.traced import acall_llm, call_llm
 from tracegrad.llm.transports import ReplayTransport, ScriptedTransport, Transport
 from tracegrad.llm.usage import Budget, CostEstimate, Usage, UsageSnapshot
 
@@ -44,4 +46,6 @@ __all__ = [
     "TransportResponse",
     "Usage",
     "UsageSnapshot",
+    "acall_llm",
+    "call_llm",
 ]
