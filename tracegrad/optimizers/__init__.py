@@ -15,6 +15,7 @@ from tracegrad.optimizers.hybrid import Hybrid
 _LAZY: dict[str, str] = {
     "LLMOptimizer": "tracegrad.optimizers.llm",
     "OptoPrime": "tracegrad.optimizers.llm",
+    "OptoPrimeMulti": "tracegrad.optimizers.llm",
     "OPRO": "tracegrad.optimizers.llm",
     "JaxOptimizer": "tracegrad.optimizers.jax",
 }
@@ -37,6 +38,7 @@ __all__ = [
     "LLMOptimizer",
     "OPRO",
     "OptoPrime",
+    "OptoPrimeMulti",
     "Optimizer",
     "ParameterUpdate",
     "Proposal",
