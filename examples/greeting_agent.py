@@ -2,13 +2,14 @@
 
 A sales assistant greets a customer in the customer's language, by name. It asks a
 task model two things under its system prompt -- which language the message is in
-(``instruct1``) and the customer's name (``instruct2``) -- then two trainable methods
+(``instruct1``) and the customer's name (``instruct2``) -- with ``call_llm``, a model
+call recorded as one operation of the trace, then two trainable methods
 turn the replies into a greeting: ``decide_lang`` maps the first reply to ``"en"`` or
 ``"es"`` and ``greet`` writes "Hello, John!" or "Hola, Juan!". At first ``decide_lang``
 returns None, ``greet`` always says "Hola", and the name instruction makes the model
-answer in a sentence. The model calls are traced like any other operation, so feedback
-on the greeting reaches both the instructions and the code, and OptoPrime improves
-them until every customer is greeted correctly.
+answer in a sentence. Feedback on the greeting reaches both the instructions (through
+the model calls) and the code, and OptoPrime improves them until every customer is
+greeted correctly.
 
     python examples/greeting_agent.py                      # offline, with scripted stand-in models
     python examples/greeting_agent.py --model openai/gpt-4o-mini   # or set TRACEGRAD_MODEL
@@ -22,6 +23,7 @@ import os
 import re
 
 import tracegrad as tg
+from tracegrad.llm import call_llm
 
 CUSTOMERS = [("Hola, soy Juan.", "es", "Juan"), ("Hello, I'm John.", "en", "John")]
 LANGUAGES = {"es": ("Spanish", "Hola"), "en": ("English", "Hello")}
@@ -32,23 +34,15 @@ class Agent(tg.Module):
 
     def __init__(self, system_prompt: str, llm: tg.LLM) -> None:
         self.llm = llm
-        self.system_prompt = tg.node(system_prompt, name="system_prompt")  # fixed
+        self.system_prompt = system_prompt  # fixed: a plain string
         self.instruct1 = tg.node("Decide the language", trainable=True)
         self.instruct2 = tg.node("Extract name if it's there", trainable=True)
 
     def forward(self, user_query):
-        response = self.call_llm(self.system_prompt, self.instruct1, user_query)
+        response = call_llm(self.system_prompt, self.instruct1, user_query, llm=self.llm)
         en_or_es = self.decide_lang(response)
-        user_name = self.call_llm(self.system_prompt, self.instruct2, user_query)
+        user_name = call_llm(self.system_prompt, self.instruct2, user_query, llm=self.llm)
         return self.greet(en_or_es, user_name)
-
-    @tg.bundle()
-    def call_llm(self, system_prompt, instruction, user_query):
-        """Ask the task model: system_prompt is its system message, then instruction and
-        user_query are user messages; returns its reply."""
-        messages = [{"role": "system", "content": system_prompt}]
-        messages += [{"role": "user", "content": text} for text in (instruction, user_query)]
-        return self.llm.complete(messages).text
 
     @tg.bundle(trainable=True)
     def decide_lang(self, response):
@@ -63,7 +57,7 @@ class Agent(tg.Module):
 
 
 def feedback_fn(greeting: str, lang: str, name: str) -> str:
-    """ "Correct", or what is wrong with the greeting, for a customer writing in ``lang``."""
+    """The feedback on a greeting to a customer writing in ``lang``: "Correct", or what is wrong."""
     language, hello = LANGUAGES[lang]
     if greeting == f"{hello}, {name}!":
         return "Correct"
