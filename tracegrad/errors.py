@@ -24,6 +24,14 @@ class InvalidValueError(TracegradError, ValueError):
         return (_invalid_value, (self.reason, self.parameter_name))
 
 
+class InvalidKindError(TracegradError, TypeError, ValueError):
+    """A parameter kind defined with invalid arguments (``Number(1, 0)``, ``Choice("short")``).
+
+    Both a ``TypeError`` and a ``ValueError``, as a bad argument to a Python callable
+    would be either; the message is one sentence naming the kind and the argument.
+    """
+
+
 class ExecutionError(TracegradError):
     """An exception raised inside a traced function.
 

@@ -6,20 +6,72 @@ declared shape, may change dtype only within its family (integers may become a f
 array's values; floats may not become an integer array's), is cast to the declared
 dtype, and must be finite (and within ``[low, high]`` when bounds are given). JAX is
 imported inside the methods only, so ``import tracegrad`` never imports it.
+
+``kind_dataclass``, the declaration every kind uses (this one and those of
+``tracegrad.nodes.kinds``, which imports this module), is here too.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass
 
-from tracegrad.errors import InvalidValueError
+from tracegrad.errors import InvalidKindError, InvalidValueError
 from tracegrad.trace.kind import Kind, check_bounds, describe_bounds
 
-_FROZEN = ConfigDict(frozen=True, arbitrary_types_allowed=True)  # as the kinds in kinds.py
+K = TypeVar("K", bound=type)
+_KIND_CONFIG = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+
+def kind_dataclass(cls: K) -> K:
+    """Declare a kind: a frozen pydantic dataclass whose constructor raises
+    ``InvalidKindError`` (one sentence naming the kind and the argument) for a bad
+    argument, an unknown one or a failed check in ``__post_init__``."""
+    kind = dataclass(config=_KIND_CONFIG)(cls)
+    init = kind.__init__
+    fields = tuple(f.name for f in dataclasses.fields(kind))
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            reasons = "; ".join(_explain(e, kind.__name__, fields) for e in exc.errors())
+            raise InvalidKindError(f"{kind.__name__}: {reasons}") from None
+        except InvalidKindError as exc:  # raised as a TypeError: pydantic lets it through
+            raise InvalidKindError(f"{kind.__name__}: {exc}") from None
+
+    kind.__init__ = __init__
+    return kind
+
+
+def _explain(error: Any, kind: str, fields: tuple[str, ...]) -> str:
+    """One pydantic error about a kind's arguments, in words naming the argument."""
+    loc = error.get("loc") or ()
+    where = loc[0] if loc else None
+    if isinstance(where, int):  # a positional argument: named by the field at its position
+        if where >= len(fields):
+            return f"takes at most {len(fields)} positional arguments ({', '.join(fields)})"
+        where = fields[where]
+    kind_of = error.get("type")
+    if kind_of == "value_error":  # a check of __post_init__
+        cause = (error.get("ctx") or {}).get("error")
+        return str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
+    if kind_of == "missing":
+        return f"the argument {where!r} is required"
+    if kind_of == "unexpected_keyword_argument":
+        return f"there is no argument {where!r} (the arguments are {', '.join(fields)})"
+    expected, _, detail = error["msg"].removeprefix("Input should be ").partition(", ")
+    given = error.get("input")
+    if kind_of == "tuple_type":
+        expected = "a tuple or a list"
+        detail = f"for a single item write ({given!r},)" if isinstance(given, str) else ""
+    return f"{where} should be {expected}, not {given!r:.60}" + (f" ({detail})" if detail else "")
 
 
 def _family(dtype: Any) -> str:
@@ -45,7 +97,7 @@ _ACCEPTS = {
 }
 
 
-@dataclass(config=_FROZEN)
+@kind_dataclass
 class Array(Kind):
     """A numeric array of a fixed ``shape`` and ``dtype`` (a dtype name, e.g. ``"float32"``).
 
@@ -61,12 +113,17 @@ class Array(Kind):
 
     def __post_init__(self) -> None:
         check_bounds(self.low, self.high)
+        if self.shape is not None and any(d < 0 for d in self.shape):
+            raise InvalidKindError(f"shape must have no negative dimension, not {self.shape}")
         if self.dtype is not None:
             import jax.numpy as jnp
 
-            family = _family(jnp.dtype(self.dtype))
-            if family == "other":
-                raise ValueError(f"Array needs a numeric dtype, got {self.dtype!r}")
+            try:
+                dtype = jnp.dtype(self.dtype)
+            except TypeError:
+                raise InvalidKindError(f"dtype {self.dtype!r} is not the name of a dtype") from None
+            if _family(dtype) == "other":
+                raise InvalidKindError(f"dtype must be numeric, not {self.dtype!r}")
 
     @classmethod
     def like(cls, value: Any, *, low: float | None = None, high: float | None = None) -> Array:
@@ -181,4 +238,4 @@ def _as_array(value: Any) -> Any:
         raise InvalidValueError(f"expected an array of numbers, got {type(value).__name__}: {exc}") from None
 
 
-__all__ = ["Array", "array_from_json", "array_to_json"]
+__all__ = ["Array", "array_from_json", "array_to_json", "kind_dataclass"]

@@ -19,14 +19,11 @@ import textwrap
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, ClassVar
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
-from pydantic.dataclasses import dataclass
+from pydantic import Field, TypeAdapter, ValidationError
 
-from tracegrad.errors import InvalidValueError
-from tracegrad.nodes.array import Array
+from tracegrad.errors import InvalidKindError, InvalidValueError
+from tracegrad.nodes.array import Array, kind_dataclass
 from tracegrad.trace.kind import Kind, check_bounds, describe_bounds
-
-_FROZEN = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
 
 @lru_cache(maxsize=256)
@@ -47,12 +44,16 @@ def _check(adapter: TypeAdapter, value: Any, expected: str) -> Any:
         raise InvalidValueError(f"expected {expected}, got {value!r:.80}: {detail}") from None
 
 
-@dataclass(config=_FROZEN)
+@kind_dataclass
 class Text(Kind):
     """A string, e.g. a prompt; optionally with a maximum length in characters."""
 
     max_length: int | None = None
     name: ClassVar[str] = "text"
+
+    def __post_init__(self) -> None:
+        if self.max_length is not None and self.max_length < 1:
+            raise InvalidKindError(f"max_length must be at least 1 or None, not {self.max_length}")
 
     def validate(self, value: Any) -> str:
         if not isinstance(value, str):
@@ -65,7 +66,7 @@ class Text(Kind):
         return "text" + (f" (at most {self.max_length} characters)" if self.max_length else "")
 
 
-@dataclass(config=_FROZEN)
+@kind_dataclass
 class Number(Kind):
     """A finite float, optionally within ``[low, high]``."""
 
@@ -89,7 +90,7 @@ class Number(Kind):
         return "number" + describe_bounds(self.low, self.high)
 
 
-@dataclass(config=_FROZEN)
+@kind_dataclass
 class Integer(Kind):
     """An int, optionally within ``[low, high]``; ``3.0`` and ``"3"`` are accepted as 3."""
 
@@ -113,7 +114,7 @@ class Integer(Kind):
         return "integer" + describe_bounds(self.low, self.high)
 
 
-@dataclass(config=_FROZEN)
+@kind_dataclass
 class Choice(Kind):
     """One of a fixed set of options; a string naming an option selects it."""
 
@@ -122,7 +123,7 @@ class Choice(Kind):
 
     def __post_init__(self) -> None:
         if not self.options:
-            raise ValueError("Choice needs at least one option")
+            raise InvalidKindError("options must hold at least one option")
 
     def validate(self, value: Any) -> Any:
         for option in self.options:
@@ -140,7 +141,7 @@ class Choice(Kind):
         return f"choice, one of {list(self.options)!r}"
 
 
-@dataclass(config=_FROZEN)
+@kind_dataclass
 class Structure(Kind):
     """JSON-like data (dicts, lists, strings, numbers, booleans, null).
 
@@ -151,6 +152,14 @@ class Structure(Kind):
 
     schema: Any = None
     name: ClassVar[str] = "json"
+
+    def __post_init__(self) -> None:
+        try:
+            _ = self._adapter  # built now: a schema pydantic cannot use is refused here
+        except Exception as exc:
+            raise InvalidKindError(
+                f"schema must be a type to validate data with (a BaseModel, list[int] ...), not {self.schema!r:.60}"
+            ) from exc
 
     @cached_property
     def _adapter(self) -> TypeAdapter | None:
@@ -187,7 +196,7 @@ class Structure(Kind):
         return f"json matching the schema {json.dumps(self._adapter.json_schema(), separators=(',', ':'))}"
 
 
-@dataclass(config=_FROZEN)
+@kind_dataclass
 class Code(Kind):
     """Python source of a function named ``function`` with a fixed signature.
 
@@ -272,12 +281,12 @@ def resolve_kind(kind: Kind | str | None, value: Any) -> Kind:
         if kind in _BY_NAME:
             return _BY_NAME[kind]()
         if kind in ("choice", "code"):
-            raise ValueError(f"kind {kind!r} needs arguments: pass tracegrad.{kind.capitalize()}(...)")
+            raise InvalidKindError(f"kind {kind!r} needs arguments: pass tracegrad.{kind.capitalize()}(...)")
         if kind == "array":
             return Array.like(value)
-        raise ValueError(f"unknown kind {kind!r}; known: {sorted([*_BY_NAME, 'choice', 'code', 'array'])}")
+        raise InvalidKindError(f"unknown kind {kind!r}; known: {sorted([*_BY_NAME, 'choice', 'code', 'array'])}")
     if kind is not None:
-        raise TypeError(f"kind must be a Kind or a kind name, got {type(kind).__name__}")
+        raise InvalidKindError(f"kind must be a Kind or a kind name, got {type(kind).__name__}")
     return infer_kind(value)
 
 
@@ -297,7 +306,7 @@ def infer_kind(value: Any) -> Kind:
         return Structure()
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return Array.like(value)
-    raise TypeError(
+    raise InvalidKindError(
         f"cannot infer a parameter kind for a {type(value).__name__}; pass kind= "
         "(tracegrad.Text, Number, Integer, Choice, Structure, Code)"
     )

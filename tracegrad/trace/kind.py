@@ -7,7 +7,10 @@ in ``tracegrad.nodes``; the engine needs nothing but this interface.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
+
+from tracegrad.errors import InvalidKindError
 
 
 class Kind:
@@ -44,9 +47,13 @@ def describe_bounds(low: float | None, high: float | None) -> str:
 
 
 def check_bounds(low: float | None, high: float | None) -> None:
-    """Refuse bounds in the wrong order (a kind's definition error, not a value's)."""
+    """Refuse NaN bounds and bounds in the wrong order (``InvalidKindError``: a kind's
+    definition error, not a value's)."""
+    for label, bound in (("low", low), ("high", high)):
+        if bound is not None and math.isnan(bound):
+            raise InvalidKindError(f"{label} must be a number or None, not NaN")
     if low is not None and high is not None and low > high:
-        raise ValueError(f"low ({low}) must not exceed high ({high})")
+        raise InvalidKindError(f"low ({low}) must not exceed high ({high})")
 
 
 __all__ = ["Kind", "check_bounds", "describe_bounds"]
