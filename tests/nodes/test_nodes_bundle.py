@@ -402,3 +402,17 @@ def test_calling_a_trainable_method_through_the_class_uses_the_objects_code():
     agent.act.parameter.data = "def act(self, x):\n    return x + 100\n"
     assert Agent.act(agent, 1).data == 101
     assert agent.act.parameter in Agent.act(agent, 1).parents
+
+
+def test_a_bundle_is_shared_by_copies_of_what_holds_it():
+    import copy
+
+    holder = {"tool": _copyable}
+    assert copy.deepcopy(holder)["tool"] is _copyable and copy.copy(_copyable) is _copyable
+    assert copy.deepcopy(holder)["tool"].parameter is _copyable.parameter
+
+
+@tg.bundle(trainable=True)
+def _copyable(x):
+    """Add one."""
+    return x + 1

@@ -215,6 +215,14 @@ class Bundle(Generic[P, R]):
             value = value.value
         return record(op, args, kwargs or None, _merge(parents, _before(reads, first_serial)), value)
 
+    # A bundled function is shared by copies of what holds it, as a plain function is:
+    # copying an agent or an optimizer does not fork its functions or their code.
+    def __copy__(self) -> Bundle:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Bundle:
+        return self
+
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
