@@ -78,11 +78,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
             "LLMConfigError",
             "BudgetExceeded",
             "StructuredOutputError",
+            "call_llm",
+            "acall_llm",
         )
     },
     # optimizers and their protocol
     **{name: ("tracegrad.optimizers", name) for name in ("Optimizer", "Proposal", "StepReport", "ParameterUpdate")},
-    **{name: ("tracegrad.optimizers.llm", name) for name in ("LLMOptimizer", "OptoPrime", "OPRO")},
+    **{name: ("tracegrad.optimizers.llm", name) for name in ("LLMOptimizer", "OptoPrime", "OPRO", "OptoPrimeMulti")},
     "Hybrid": ("tracegrad.optimizers.hybrid", "Hybrid"),
     # training over datasets
     **{
