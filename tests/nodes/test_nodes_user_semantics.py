@@ -1,4 +1,5 @@
-"""Kinds refuse bad definitions with tracegrad's own error."""
+"""Kinds refuse bad definitions with tracegrad's own error; modules find parameters used
+as dict keys."""
 
 from __future__ import annotations
 
@@ -60,3 +61,25 @@ def test_an_unknown_kind_name_raises_invalid_kind_error():
         tg.parameter("x", kind="textt")
     with pytest.raises(InvalidKindError, match="cannot infer a parameter kind"):
         tg.parameter(object())
+
+
+# -- modules ------------------------------------------------------------------------------------
+
+
+class Router(tg.Module):
+    def __init__(self):
+        self.prompt = tg.parameter("route the request")
+        self.routes = {tg.parameter("billing"): "billing_agent", "fallback": tg.parameter("ask again")}
+
+
+def test_a_parameter_used_as_a_dict_key_is_found_by_named_parameters():
+    router = Router()
+    names = dict(router.named_parameters())
+    assert list(names) == ["prompt", "routes.<key 0>", "routes.fallback"]
+    key = next(iter(router.routes))
+    assert names["routes.<key 0>"] is key and key.name == "routes.<key 0>"
+    state = router.state_dict()
+    assert state["routes.<key 0>"] == "billing"
+    fresh = Router()
+    fresh.load_state_dict({**state, "routes.<key 0>": "refunds"})
+    assert next(iter(fresh.routes)).value == "refunds"

@@ -11,6 +11,12 @@ holds after their paths in this module; when the module itself becomes an attrib
 another, the enclosing module's longer paths take over. So two sub-modules that each
 have a ``prompt`` give ``first.prompt`` and ``second.prompt``. A path replaces a name
 given with ``name=``: inside a module, the path is the name.
+
+A parameter used as a dict *key* is found too: its path is the dict's path plus
+``<key i>``, ``i`` being the key's position in the dict's order (``options.<key 0>``),
+so it stays the same as long as the dict is built in the same order. (The engine's
+container rule looks into dict values only; keys matter here because a module's
+parameters are whatever it holds.)
 """
 
 from __future__ import annotations
@@ -178,5 +184,7 @@ def _walk_value(value: Any, path: str, visited: set[int]) -> Iterator[tuple[str,
         items = children(value)
         if items:
             visited.add(id(value))
-            for key, item in items:
+            for i, (key, item) in enumerate(items):
+                if isinstance(value, dict):  # a key may hold parameters too
+                    yield from _walk_value(key, _join(path, f"<key {i}>"), visited)
                 yield from _walk_value(item, _join(path, key), visited)
