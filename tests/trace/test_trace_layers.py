@@ -9,7 +9,9 @@ import tracegrad as tg
 from tracegrad.trace.operators import METHOD_NAMES, NodeOperators
 
 ROOT = Path(tg.__file__).parent
-ENGINE = ("__init__", "backward", "containers", "context", "kind", "node", "operators", "query", "recording")
+ENGINE = (
+    "__init__", "arguments", "backward", "containers", "context", "kind", "node", "operators", "query", "recording",
+)  # fmt: skip
 CHECKED = [
     *(ROOT / "trace" / f"{name}.py" for name in ENGINE),
     *(ROOT / "nodes" / f"{name}.py" for name in ("bundle", "code", "kinds", "array", "factory")),

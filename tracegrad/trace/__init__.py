@@ -5,7 +5,8 @@ exported here (and ``containers.children``), not the nodes' private slots. Modul
 importing only ones listed before it: ``context`` (per-context state), ``containers``
 (which containers are looked into), ``backward`` (walks over parents and feedback),
 ``kind`` (the interface of parameter kinds), ``operators`` (the operators and ``Node``'s
-base class that declares them), ``node`` (node types and the recording of operations),
+base class that declares them), ``arguments`` (the nodes in a call's arguments, their
+values, in-place changes written back), ``node`` (node types and the recording of operations),
 ``recording`` (``apply``), ``query`` (subgraphs, the naming scheme, networkx).
 """
 
@@ -34,7 +35,16 @@ from tracegrad.trace.node import (
     serial_mark,
 )
 from tracegrad.trace.query import Subgraph, call_expression, node_type, subgraph, to_networkx, unique_names
-from tracegrad.trace.recording import apply, call_traced, record, record_error, resolve, unique_nodes
+from tracegrad.trace.recording import (
+    acall_on_values,
+    apply,
+    call_on_values,
+    call_traced,
+    record,
+    record_error,
+    resolve,
+    unique_nodes,
+)
 
 __all__ = [
     "ErrorNode",
@@ -45,10 +55,12 @@ __all__ = [
     "ParameterNode",
     "Recording",
     "Subgraph",
+    "acall_on_values",
     "ancestors",
     "apply",
     "assign",
     "call_expression",
+    "call_on_values",
     "call_traced",
     "children",
     "current_reads",

@@ -9,21 +9,23 @@ topological order of any graph.
 ``record`` and ``record_error`` build the node of a call that ran (or failed) and add
 it to the open ``recording()`` blocks; when tracing is off they make a parentless node
 instead, and inside a bundled function they report the call's inputs as reads of the
-enclosing call. ``call_traced`` runs an operator on the values of its arguments and
-records the call. They live beside the node types because ``Node``'s traced
-operators are made from them, and they make ``OperationNode``s.
+enclosing call. ``call_traced`` runs an operator on the values of its arguments (by
+the rule of ``tracegrad.trace.arguments``) and records the call. They live beside the
+node types because ``Node``'s traced operators are made from them, and they make
+``OperationNode``s.
 """
 
 from __future__ import annotations
 
 import itertools
 import traceback as _traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tracegrad.errors import ExecutionError, InvalidValueError
+from tracegrad.trace.arguments import call_on_values, iter_nodes, resolve, unique_nodes
 from tracegrad.trace.backward import Feedback, clear_upstream, propagate
-from tracegrad.trace.containers import find, replace
+from tracegrad.trace.containers import find
 from tracegrad.trace.context import READS, RECORDINGS, TRACING
 from tracegrad.trace.kind import Kind
 from tracegrad.trace.operators import NodeOperators, Operator, operator_methods
@@ -89,14 +91,13 @@ def record_error(
 def call_traced(op: Operator, args: tuple, kwargs: dict | None = None) -> Node:
     """Run ``op`` on the values of ``args``/``kwargs`` and record the call.
 
-    An exception becomes an error node, raised as ``ExecutionError``.
+    An exception becomes an error node, raised as ``ExecutionError``. Containers are
+    passed by the rule of ``tracegrad.trace.arguments`` (in-place changes kept).
     """
     parents = unique_nodes((args, kwargs)) if kwargs else unique_nodes(args)
     try:
-        if parents:
-            value = op.fn(*resolve(args), **(resolve(kwargs) if kwargs else {}))
-        else:  # nothing to unwrap
-            value = op.fn(*args, **(kwargs or {}))
+        # with no node inside, the arguments are passed as they are
+        value = call_on_values(op.fn, args, kwargs) if parents else op.fn(*args, **(kwargs or {}))
     except Exception as exc:
         raise record_error(op, args, kwargs, parents, exc) from exc
     if isinstance(value, Node):  # e.g. calling a node that holds a bundled function
@@ -104,26 +105,6 @@ def call_traced(op: Operator, args: tuple, kwargs: dict | None = None) -> Node:
             parents = (*parents, value) if all(p is not value for p in parents) else parents
         value = value._data
     return record(op, args, kwargs, parents, value)
-
-
-def iter_nodes(obj: Any) -> Iterator[Node]:
-    """Every node inside ``obj``, each once (the rule is in ``tracegrad.trace.containers``)."""
-    return iter(find(obj, Node))
-
-
-def unique_nodes(obj: Any) -> tuple[Node, ...]:
-    """The distinct nodes inside ``obj`` in order of first appearance."""
-    return tuple(find(obj, Node))
-
-
-def resolve(obj: Any, lookup: Callable[[Node], Any] | None = None) -> Any:
-    """``obj`` with every node inside replaced by its value (or by ``lookup(node)``);
-    a container holding no node is returned as the same object."""
-    return replace(obj, Node, _value if lookup is None else lookup)
-
-
-def _value(node: Node) -> Any:
-    return node._data
 
 
 # -- node types -------------------------------------------------------------------------

@@ -14,6 +14,13 @@ Rules:
   reached through ``node.data``.
 * Iterating over a node holding a list, tuple, str or dict yields traced nodes (items, or
   keys for a dict).
+* A traced call (``node(...)``, ``tracegrad.trace.apply``, or any caller running its
+  function through ``call_on_values``) gets the values of its arguments: a list, dict,
+  set or dataclass that holds no node reaches the function as the same object, so its
+  changes in place are the caller's; one that holds nodes reaches it as a copy with
+  values in their place, and the changes the function makes to that copy in place are
+  written back to the original when it returns or raises (items it left alone stay the
+  nodes they were). The rule is in ``tracegrad.trace.arguments``.
 
 The operators are declared here: the tables below, ``NodeOperators`` (the base class
 of ``Node``, with the operators that give plain values) and ``operator_methods``, which

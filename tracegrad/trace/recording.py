@@ -1,9 +1,18 @@
 """Recording calls: ``apply`` for plain functions, and the recording functions.
 
 ``record``, ``record_error`` and ``call_traced`` are defined with the node types in
-``tracegrad.trace.node`` (the traced operators of ``Node`` call them); ``resolve`` and
-``unique_nodes`` walk arguments by the one container rule of
-``tracegrad.trace.containers``. All of them are importable from here.
+``tracegrad.trace.node`` (the traced operators of ``Node`` call them); ``resolve``,
+``unique_nodes``, ``call_on_values`` and ``acall_on_values`` walk arguments by the one
+container rule of ``tracegrad.trace.containers`` (in ``tracegrad.trace.arguments``).
+All of them are importable from here.
+
+What a recorded function receives: the values of its node arguments. A plain list,
+dict, set or dataclass (one holding no node) is passed as the same object, so changes
+made to it in place are the caller's. One holding nodes is passed as a copy with the
+values in their place; changes made to that copy in place are written back to the
+original when the call returns or raises, items left alone staying the nodes they
+were. ``call_traced`` (and so ``apply`` and ``node(...)``) does this; a caller that runs
+functions itself, as ``@bundle`` does, uses ``call_on_values`` / ``acall_on_values``.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tracegrad.trace.arguments import acall_on_values, call_on_values
 from tracegrad.trace.node import Node, Operator, call_traced, record, record_error, resolve, unique_nodes
 
 
@@ -20,4 +30,13 @@ def apply(fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs:
     return call_traced(op, args, kwargs or None)
 
 
-__all__ = ["apply", "call_traced", "record", "record_error", "resolve", "unique_nodes"]
+__all__ = [
+    "acall_on_values",
+    "apply",
+    "call_on_values",
+    "call_traced",
+    "record",
+    "record_error",
+    "resolve",
+    "unique_nodes",
+]

@@ -1,0 +1,160 @@
+"""What a user of the reference library relies on: in-place changes to arguments behave as on plain Python values."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+import tracegrad as tg
+from tracegrad.trace import acall_on_values, call_on_values
+
+# -- in-place changes to arguments ---------------------------------------------------------
+
+
+def test_a_plain_list_argument_reaches_the_function_as_the_same_object():
+    memory = ["system: be brief"]
+    seen = []
+
+    @tg.bundle()
+    def remember(history, message):
+        seen.append(history)
+        history.append(message)
+        return len(history)
+
+    out = remember(memory, tg.node("user: hi"))
+    assert seen[0] is memory
+    assert memory == ["system: be brief", "user: hi"]
+    assert out.data == 2
+
+
+def test_an_agent_memory_list_appended_in_apply_is_the_callers_list():
+    memory: list[str] = []
+    question = tg.node("what is 2 + 2?")
+    tg.apply(lambda history, q: history.append(q), memory, question, name="remember")
+    assert memory == ["what is 2 + 2?"]
+
+
+def test_an_environment_dict_updated_in_a_bundled_function_is_the_callers_dict():
+    env = {"position": 0, "log": []}
+
+    @tg.bundle()
+    def step(state, move):
+        state["position"] += move
+        state["log"].append(move)
+        return state["position"]
+
+    step(env, tg.node(2))
+    step(env, tg.node(3))
+    assert env == {"position": 5, "log": [2, 3]}
+
+
+def test_a_list_holding_nodes_gets_the_appends_made_to_its_copy():
+    prompt = tg.parameter("You are a helpful agent.")
+    memory = [prompt, "user: hi"]
+    tg.apply(lambda history: history.append("assistant: hello"), memory)
+    assert memory[0] is prompt
+    assert memory[1:] == ["user: hi", "assistant: hello"]
+
+
+def test_items_inserted_or_removed_around_nodes_keep_the_nodes():
+    a, b = tg.node("a"), tg.node("b")
+    items = [a, "x", b]
+    tg.apply(lambda xs: (xs.insert(0, "first"), xs.remove("x")), items)
+    assert items[0] == "first" and items[1] is a and items[2] is b and len(items) == 3
+    tg.apply(lambda xs: xs.reverse(), items)
+    assert items[0] is b and items[1] is a and items[2] == "first"
+
+
+def test_a_node_item_the_function_replaced_is_replaced_in_the_original():
+    n = tg.node(1)
+    items = [n, 2]
+    tg.apply(lambda xs: xs.__setitem__(0, 10), items)
+    assert items == [10, 2]
+
+
+def test_a_dict_holding_nodes_gets_the_updates_made_to_its_copy():
+    goal = tg.node("reach the exit")
+    env = {"goal": goal, "steps": 0}
+
+    def step(state):
+        state["steps"] += 1
+        state["seen"] = [state["goal"]]
+        del state["goal"]
+
+    tg.apply(step, env)
+    assert env == {"steps": 1, "seen": ["reach the exit"]}
+    env2 = {"goal": goal, "steps": 0}
+    tg.apply(lambda state: state.update(steps=1), env2)
+    assert env2["goal"] is goal and env2["steps"] == 1
+
+
+def test_changes_to_a_nested_rebuilt_list_reach_the_inner_original():
+    n = tg.node("n")
+    inner = [n]
+    outer = [inner, "tail"]
+    tg.apply(lambda xs: (xs[0].append("more"), xs.append("end")), outer)
+    assert outer[0] is inner and outer[1:] == ["tail", "end"]
+    assert inner[0] is n and inner[1] == "more"
+
+
+@dataclasses.dataclass
+class Agent:
+    prompt: object
+    turns: int = 0
+
+
+def test_a_dataclass_and_a_set_holding_nodes_get_their_changes():
+    prompt = tg.node("p")
+    agent = Agent(prompt)
+    tg.apply(lambda a: setattr(a, "turns", a.turns + 1), agent)
+    assert agent.turns == 1 and agent.prompt is prompt
+    tags = {prompt, "a"}
+    tg.apply(lambda s: (s.add("b"), s.discard("a")), tags)
+    assert tags == {prompt, "b"}
+
+
+def test_in_place_changes_are_written_back_when_the_function_raises():
+    n = tg.node(1)
+    memory = [n]
+
+    def fail(history):
+        history.append("partial")
+        raise RuntimeError("boom")
+
+    with pytest.raises(tg.ExecutionError):
+        tg.apply(fail, memory)
+    assert memory[0] is n and memory[1] == "partial"
+
+
+def test_a_rebuilt_container_left_unchanged_keeps_its_items():
+    n = tg.node(1)
+    items = [n, 2]
+    before = list(items)
+    out = tg.apply(lambda xs: sum(xs), items)
+    assert out.data == 3
+    assert all(a is b for a, b in zip(items, before, strict=True))
+
+
+def test_calling_a_node_holding_a_function_writes_changes_back():
+    n = tg.node("x")
+    memory = [n]
+    fn = tg.node(lambda history: history.append("y"))
+    fn(memory)
+    assert memory[0] is n and memory[1] == "y"
+
+
+def test_call_on_values_and_its_async_form_write_changes_back():
+    n = tg.node(1)
+    memory = [n]
+    assert call_on_values(lambda xs, k=0: xs.append(k) or len(xs), (memory,), {"k": 5}) == 2
+    assert memory[0] is n and memory[1] == 5
+
+    async def grow(xs):
+        await asyncio.sleep(0)
+        xs.append("later")
+        return xs[0]
+
+    assert asyncio.run(acall_on_values(grow, (memory,))) == 1
+    assert memory[0] is n and memory[2] == "later"
