@@ -111,9 +111,10 @@ def test_iterating_a_dict_yields_traced_keys():
     assert values == [1, 2]
 
 
-def test_iterating_other_values_is_an_error():
-    with pytest.raises(TypeError):
+def test_iterating_a_value_that_is_not_iterable_raises_an_execution_error():
+    with pytest.raises(tg.ExecutionError) as info:
         list(tg.node(5))
+    assert isinstance(info.value.exception, TypeError)
 
 
 def test_unpacking_a_tuple_node():

@@ -1,10 +1,12 @@
-"""What a user of the reference library relies on: in-place changes to arguments behave as on plain Python values."""
+"""What a user of the reference library relies on: in-place changes to arguments,
+unpacking and iteration behave as on plain Python values."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 
+import numpy as np
 import pytest
 
 import tracegrad as tg
@@ -158,3 +160,50 @@ def test_call_on_values_and_its_async_form_write_changes_back():
 
     assert asyncio.run(acall_on_values(grow, (memory,))) == 1
     assert memory[0] is n and memory[2] == "later"
+
+
+# -- unpacking -------------------------------------------------------------------------------
+
+
+def test_unpacking_a_traced_none_raises_an_execution_error_with_an_error_node():
+    p = tg.parameter("prompt")
+
+    @tg.bundle()
+    def parse(text):
+        return None
+
+    result = parse(p)
+    with pytest.raises(tg.ExecutionError) as info:
+        _a, _b = result
+    error = info.value
+    assert isinstance(error.node, tg.ErrorNode)
+    assert isinstance(error.exception, TypeError)
+    assert error.node.parents == (result,)
+    error.node.backward(str(error))
+    assert p.has_feedback
+
+
+def test_iterating_a_number_or_a_zero_dimensional_array_raises_an_execution_error():
+    for value in (5, np.float32(1.0), np.array(3.0)):
+        with pytest.raises(tg.ExecutionError):
+            list(tg.node(value))
+
+
+# -- iteration -------------------------------------------------------------------------------
+
+
+def test_iterating_a_node_holding_a_numpy_array_yields_traced_rows():
+    x = tg.node(np.arange(6).reshape(3, 2))
+    rows = list(x)
+    assert len(rows) == 3
+    for i, row in enumerate(rows):
+        assert isinstance(row, tg.OperationNode) and row.parents == (x,)
+        np.testing.assert_array_equal(row.data, np.arange(6).reshape(3, 2)[i])
+    first, second = tg.node(np.array([1.5, 2.5]))
+    assert (first.data, second.data) == (1.5, 2.5)
+
+
+def test_iterating_a_node_holding_a_set_yields_traced_items():
+    s = tg.node({3})
+    (item,) = s
+    assert item.data == 3 and s in tg.trace.ancestors([item])

@@ -12,8 +12,13 @@ Rules:
   built from nodes use ``node.format(...)`` or a bundled function.
 * Attributes are read with the explicit ``node.getattr(name)``; anything else is
   reached through ``node.data``.
-* Iterating over a node holding a list, tuple, str or dict yields traced nodes (items, or
-  keys for a dict).
+* Iterating over a node yields traced nodes: ``node[i]`` for each position of a
+  sequence (a list, tuple, str, NumPy or JAX array: anything with a length and
+  indexing), the keys of a dict, and the items of a traced ``list(node)`` for any
+  other iterable (a set, a generator). So ``a, b = node`` unpacks into traced items.
+  Iterating a value that is not iterable (``a, b = f(1)`` where ``f`` returned None, a
+  number, a 0-d array) raises ``ExecutionError`` carrying an error node, as a failed
+  ``node[0]`` does, so it can be used as feedback.
 * A traced call (``node(...)``, ``tracegrad.trace.apply``, or any caller running its
   function through ``call_on_values``) gets the values of its arguments: a list, dict,
   set or dataclass that holds no node reaches the function as the same object, so its
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import math
 import operator as _op
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tracegrad.errors import ExecutionError
@@ -169,6 +174,8 @@ _LEN = _operator("len", len, "len({0})", ("obj",))
 _KEYS = _operator("keys", lambda d: list(d.keys()), "list({0}.keys())", ("obj",))
 _VALUES = _operator("values", lambda d: list(d.values()), "list({0}.values())", ("obj",))
 _ITEMS = _operator("items", lambda d: list(d.items()), "list({0}.items())", ("obj",))
+_ITER = _operator("iter", iter, "iter({0})", ("obj",))
+_LIST = _operator("list", list, "list({0})", ("obj",))
 _CALL = Operator("call", lambda fn, *args, **kwargs: fn(*args, **kwargs), "[call] call a function value")
 for _name in METHOD_NAMES:
     OPERATORS[_name] = MethodOperator(
@@ -285,17 +292,20 @@ def operator_methods(record: Record, record_error: RecordError, call_traced: Cal
         return method
 
     def __iter__(self: Any) -> Iterator[Any]:
+        """Traced items: ``self[i]`` for a sequence or array, the keys of a dict, the items
+        of a traced ``list(self)`` for other iterables; ``ExecutionError`` for a value that
+        is not iterable."""
         value = self.data
-        if isinstance(value, dict):
-            yield from self.keys()
-        elif isinstance(value, (list, tuple, str)):
-            for i in range(len(value)):
-                yield self[i]
-        else:
-            raise TypeError(
-                f"cannot iterate over a traced {type(value).__name__}; iterate over node.data "
-                "(not recorded) or convert it to a list in a bundled function"
-            )
+        if isinstance(value, Mapping):
+            return iter(self.keys())
+        cls = type(value)
+        try:
+            if hasattr(cls, "__len__") and hasattr(cls, "__getitem__"):
+                return map(self.__getitem__, range(len(value)))
+            iter(value)
+        except TypeError as exc:
+            raise record_error(_ITER, (self,), None, (self,), exc) from exc
+        return iter(call_traced(_LIST, (self,), None))
 
     methods: dict[str, Any] = {"__iter__": __iter__}
     for name in BINARY:
