@@ -2,7 +2,7 @@
 
 A sales assistant greets a customer in the customer's language, by name. It asks a
 task model two things under its system prompt -- which language the message is in
-(``instruct1``) and the customer's name (``instruct2``) -- with ``call_llm``, a model
+(``instruct1``) and the customer's name (``instruct2``) -- with ``tg.call_llm``, a model
 call recorded as one operation of the trace, then two trainable methods
 turn the replies into a greeting: ``decide_lang`` maps the first reply to ``"en"`` or
 ``"es"`` and ``greet`` writes "Hello, John!" or "Hola, Juan!". At first ``decide_lang``
@@ -23,7 +23,6 @@ import os
 import re
 
 import tracegrad as tg
-from tracegrad.llm import call_llm
 
 CUSTOMERS = [("Hola, soy Juan.", "es", "Juan"), ("Hello, I'm John.", "en", "John")]
 LANGUAGES = {"es": ("Spanish", "Hola"), "en": ("English", "Hello")}
@@ -39,9 +38,9 @@ class Agent(tg.Module):
         self.instruct2 = tg.node("Extract name if it's there", trainable=True)
 
     def forward(self, user_query):
-        response = call_llm(self.system_prompt, self.instruct1, user_query, llm=self.llm)
+        response = tg.call_llm(self.system_prompt, self.instruct1, user_query, llm=self.llm)
         en_or_es = self.decide_lang(response)
-        user_name = call_llm(self.system_prompt, self.instruct2, user_query, llm=self.llm)
+        user_name = tg.call_llm(self.system_prompt, self.instruct2, user_query, llm=self.llm)
         return self.greet(en_or_es, user_name)
 
     @tg.bundle(trainable=True)
