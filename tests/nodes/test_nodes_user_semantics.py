@@ -1,7 +1,9 @@
 """Kinds refuse bad definitions with tracegrad's own error; modules find parameters used
-as dict keys."""
+as dict keys and copy with their paths."""
 
 from __future__ import annotations
+
+import copy
 
 import pydantic
 import pytest
@@ -83,3 +85,17 @@ def test_a_parameter_used_as_a_dict_key_is_found_by_named_parameters():
     fresh = Router()
     fresh.load_state_dict({**state, "routes.<key 0>": "refunds"})
     assert next(iter(fresh.routes)).value == "refunds"
+
+
+def test_a_deep_copy_of_a_module_has_detached_parameters_with_the_same_paths():
+    router = Router()
+    out = router.prompt + "!"
+    out.backward("too vague")
+    twin = copy.deepcopy(router)
+    originals, copies = dict(router.named_parameters()), dict(twin.named_parameters())
+    assert list(copies) == list(originals)
+    for path, param in copies.items():
+        assert param is not originals[path] and param.name == path
+        assert not param.has_feedback and param.value == originals[path].value
+    twin.prompt.data = "route carefully"
+    assert router.prompt.value == "route the request"

@@ -1,9 +1,10 @@
 """What a user of the reference library relies on: in-place changes to arguments,
-unpacking and iteration behave as on plain Python values."""
+unpacking, iteration and copies behave as on plain Python values."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 
 import numpy as np
@@ -207,3 +208,62 @@ def test_iterating_a_node_holding_a_set_yields_traced_items():
     s = tg.node({3})
     (item,) = s
     assert item.data == 3 and s in tg.trace.ancestors([item])
+
+
+# -- copies ---------------------------------------------------------------------------------
+
+
+def test_a_deep_copy_of_a_node_is_detached_with_a_new_identity_and_serial():
+    p = tg.parameter(1.0, name="p")
+    z = p + 1.0
+    for _ in range(50):
+        z = z + 1.0
+    z.backward("higher")
+    twin = copy.deepcopy(z)
+    assert twin is not z and type(twin) is tg.Node
+    assert twin.parents == () and not twin.has_feedback
+    assert twin.serial > z.serial and twin.name != z.name
+    assert twin.data == z.data
+    assert p.feedback and z.has_feedback  # the original is untouched
+
+
+def test_a_deep_copy_of_a_parameter_stays_a_parameter_of_its_kind():
+    kind = tg.Number(0, 10)
+    p = tg.parameter(3.0, kind, name="temperature", description="sampling temperature")
+    twin = copy.deepcopy(p)
+    assert isinstance(twin, tg.ParameterNode) and twin.kind is kind
+    assert twin.given_name == "temperature" and twin.description == "sampling temperature"
+    twin.data = 5.0
+    assert p.data == 3.0
+    with pytest.raises(tg.InvalidValueError):
+        twin.data = 11.0
+
+
+def test_a_deep_copy_keeps_a_given_name_but_not_an_automatic_one():
+    unnamed = tg.parameter("t")
+    assert copy.deepcopy(unnamed).given_name is None
+    assert copy.deepcopy(unnamed).name != unnamed.name
+    assert copy.deepcopy(tg.node(1, name="count")).name == "count"
+
+
+def test_a_deep_copy_holds_a_deep_copy_of_the_value_and_a_shallow_copy_the_same_value():
+    n = tg.node({"items": [1, 2]}, name="state")
+    deep, shallow = copy.deepcopy(n), copy.copy(n)
+    assert deep.data == n.data and deep.data["items"] is not n.data["items"]
+    assert shallow.data is n.data
+    assert shallow.parents == () and shallow.serial > n.serial and shallow is not n
+
+
+def test_nodes_deep_copied_together_share_their_copies():
+    a = tg.parameter("a", name="a")
+    pair = copy.deepcopy({"first": a, "again": [a]})
+    assert pair["first"] is pair["again"][0] and pair["first"] is not a
+
+
+def test_a_clone_is_a_traced_copy_whose_feedback_reaches_the_node():
+    p = tg.parameter({"k": [1]}, name="p")
+    c = p.clone()
+    assert isinstance(c, tg.OperationNode) and c.parents == (p,)
+    assert c.data == p.data and c.data["k"] is not p.data["k"]
+    c.backward("wrong")
+    assert [(f.output, f.value) for f in p.feedback] == [(c, "wrong")]

@@ -13,10 +13,19 @@ enclosing call. ``call_traced`` runs an operator on the values of its arguments 
 the rule of ``tracegrad.trace.arguments``) and records the call. They live beside the
 node types because ``Node``'s traced operators are made from them, and they make
 ``OperationNode``s.
+
+Copies: ``copy.deepcopy(node)`` is a *detached* node (no parents, feedback or children;
+a new identity and serial) holding a deep copy of the value; ``copy.copy(node)`` the
+same holding the same value object. A parameter stays a parameter of its kind, any
+other node becomes a plain ``Node``; a given name is kept (a parameter copied with its
+module keeps its path), an automatic one is not. Nodes copied together (a list, a
+module) share their copies through the ``deepcopy`` memo. ``node.clone()`` is a
+*traced* copy: an operation whose input is the node, so feedback on it reaches the node.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import traceback as _traceback
 from collections.abc import Mapping
@@ -219,6 +228,27 @@ class Node(NodeOperators):
         """Clear the feedback of this node and of every node upstream of it."""
         clear_upstream(self)
 
+    # -- copies (the rules are in the module docstring) --------------------------------
+    def __copy__(self) -> Node:
+        """A detached node holding the same value object."""
+        return self._detached(self._data)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Node:
+        """A detached node holding a deep copy of the value."""
+        twin = self._detached(None)
+        memo[id(self)] = twin  # before the value: it may refer back to this node
+        twin._data = copy.deepcopy(self._data, memo)
+        return twin
+
+    def _detached(self, value: Any) -> Node:
+        twin = _new(Node if isinstance(self, OperationNode) else type(self))
+        twin._data = value
+        twin._serial = next(_serials)
+        twin._name = self._name
+        twin._description = self._description
+        twin._feedback = None
+        return twin
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}={_short_repr(self._data)})"
 
@@ -257,6 +287,11 @@ class ParameterNode(Node):
 
     def _base_name(self) -> str:
         return "param"
+
+    def _detached(self, value: Any) -> Node:
+        twin = super()._detached(value)
+        twin._kind = self._kind  # type: ignore[attr-defined]
+        return twin
 
     @property
     def kind(self) -> Kind:

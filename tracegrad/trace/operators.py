@@ -19,6 +19,9 @@ Rules:
   Iterating a value that is not iterable (``a, b = f(1)`` where ``f`` returned None, a
   number, a 0-d array) raises ``ExecutionError`` carrying an error node, as a failed
   ``node[0]`` does, so it can be used as feedback.
+* ``node.clone()`` is a traced copy: an operation whose input is the node, holding a
+  deep copy of the value. (``copy.copy`` and ``copy.deepcopy`` give detached copies:
+  see ``tracegrad.trace.node``.)
 * A traced call (``node(...)``, ``tracegrad.trace.apply``, or any caller running its
   function through ``call_on_values``) gets the values of its arguments: a list, dict,
   set or dataclass that holds no node reaches the function as the same object, so its
@@ -36,6 +39,7 @@ records a call of any plain function.
 
 from __future__ import annotations
 
+import copy
 import math
 import operator as _op
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -176,6 +180,7 @@ _VALUES = _operator("values", lambda d: list(d.values()), "list({0}.values())", 
 _ITEMS = _operator("items", lambda d: list(d.items()), "list({0}.items())", ("obj",))
 _ITER = _operator("iter", iter, "iter({0})", ("obj",))
 _LIST = _operator("list", list, "list({0})", ("obj",))
+_CLONE = _operator("clone", copy.deepcopy, "copy.deepcopy({0})", ("x",))
 _CALL = Operator("call", lambda fn, *args, **kwargs: fn(*args, **kwargs), "[call] call a function value")
 for _name in METHOD_NAMES:
     OPERATORS[_name] = MethodOperator(
@@ -234,7 +239,7 @@ class NodeOperators:
 def operator_methods(record: Record, record_error: RecordError, call_traced: CallTraced) -> dict[str, Any]:
     """The traced operators of ``Node`` by attribute name (``__add__``, ``__radd__``,
     ``__eq__``, ``__getitem__``, ``__call__``, ``__iter__``, ``getattr``, ``len``, ``keys``,
-    ``format`` ...: one per row of the tables above), calling the engine's recording
+    ``clone``, ``format`` ...: one per row of the tables above), calling the engine's recording
     functions, which they hold in closure cells: the cheapest lookup on the hot path."""
 
     def binary(op: Operator) -> Callable[[Any, Any], Any]:
@@ -326,6 +331,7 @@ def operator_methods(record: Record, record_error: RecordError, call_traced: Cal
         ("keys", _KEYS, "Traced ``list(value.keys())``."),
         ("values", _VALUES, "Traced ``list(value.values())``."),
         ("items", _ITEMS, "Traced ``list(value.items())``."),
+        ("clone", _CLONE, "A traced copy: an operation whose input is this node, holding a deep copy of its value."),
     ):
         methods[attribute] = called(op, doc)
     methods["__hash__"] = object.__hash__  # a class defining __eq__ needs its own __hash__
