@@ -11,6 +11,7 @@ from tracegrad.trace.operators import METHOD_NAMES, NodeOperators
 ROOT = Path(tg.__file__).parent
 ENGINE = (
     "__init__", "arguments", "backward", "containers", "context", "kind", "node", "operators", "query", "recording",
+    "weak_children",
 )  # fmt: skip
 CHECKED = [
     *(ROOT / "trace" / f"{name}.py" for name in ENGINE),

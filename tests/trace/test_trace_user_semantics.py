@@ -1,17 +1,20 @@
 """What a user of the reference library relies on: in-place changes to arguments,
-unpacking, iteration and copies behave as on plain Python values."""
+unpacking, copies, children and iteration behave as on plain Python values."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import dataclasses
+import gc
+import pickle
+import weakref
 
 import numpy as np
 import pytest
 
 import tracegrad as tg
-from tracegrad.trace import acall_on_values, call_on_values
+from tracegrad.trace import acall_on_values, call_on_values, keeping_children, weak_children
 
 # -- in-place changes to arguments ---------------------------------------------------------
 
@@ -267,3 +270,59 @@ def test_a_clone_is_a_traced_copy_whose_feedback_reaches_the_node():
     assert c.data == p.data and c.data["k"] is not p.data["k"]
     c.backward("wrong")
     assert [(f.output, f.value) for f in p.feedback] == [(c, "wrong")]
+
+
+# -- children --------------------------------------------------------------------------------
+
+
+def test_children_are_kept_inside_keeping_children_only():
+    x = tg.node(2)
+    outside = x + 1
+    assert x.children == ()
+    with keeping_children():
+        inside = x * 3
+        other = tg.node(1) - x
+    assert x.children == (inside, other)
+    assert outside not in x.children
+
+
+def test_children_are_held_weakly():
+    x = tg.node(2)
+    with keeping_children():
+        y = x + 1
+        kept = x + 2
+    del y
+    gc.collect()
+    assert x.children == (kept,)
+
+
+def test_an_error_node_is_a_child_of_its_inputs():
+    x = tg.node({})
+    with keeping_children(), pytest.raises(tg.ExecutionError) as info:
+        x["missing"]
+    assert x.children == (info.value.node,)
+
+
+def test_the_children_list_of_a_long_lived_node_does_not_grow():
+    class Child:
+        pass
+
+    kids = weak_children.new()
+    survivors = []
+    for i in range(10_000):
+        child = Child()
+        if i % 1000 == 0:
+            survivors.append(child)
+        weak_children.add(kids, weakref.ref(child))
+        del child
+    assert weak_children.alive(kids) == tuple(survivors)
+    assert len(kids) <= 2 * weak_children.LIMIT + 1
+
+
+def test_a_node_with_children_pickles_without_them():
+    x = tg.node(2, name="x")
+    with keeping_children():
+        y = x + 1
+    back = pickle.loads(pickle.dumps(x))
+    assert back.data == 2 and back.children == ()
+    assert x.children == (y,)

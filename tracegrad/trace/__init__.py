@@ -6,7 +6,8 @@ importing only ones listed before it: ``context`` (per-context state), ``contain
 (which containers are looked into), ``backward`` (walks over parents and feedback),
 ``kind`` (the interface of parameter kinds), ``operators`` (the operators and ``Node``'s
 base class that declares them), ``arguments`` (the nodes in a call's arguments, their
-values, in-place changes written back), ``node`` (node types and the recording of operations),
+values, in-place changes written back), ``weak_children`` (the weak lists behind
+``node.children``), ``node`` (node types and the recording of operations),
 ``recording`` (``apply``), ``query`` (subgraphs, the naming scheme, networkx).
 """
 
@@ -18,6 +19,7 @@ from tracegrad.trace.context import (
     Recording,
     current_reads,
     is_tracing,
+    keeping_children,
     no_trace,
     recording,
     running_bundle,
@@ -66,6 +68,7 @@ __all__ = [
     "current_reads",
     "is_tracing",
     "iter_nodes",
+    "keeping_children",
     "no_trace",
     "node_type",
     "record",

@@ -14,6 +14,10 @@ the rule of ``tracegrad.trace.arguments``) and records the call. They live besid
 node types because ``Node``'s traced operators are made from them, and they make
 ``OperationNode``s.
 
+Children: inside ``keeping_children()`` (``tracegrad.trace.context``: off by default, as
+a weak reference per operation costs about a third of a traced ``+``) each operation is
+added weakly to its parents' ``node.children``; a node keeps no child alive.
+
 Copies: ``copy.deepcopy(node)`` is a *detached* node (no parents, feedback or children;
 a new identity and serial) holding a deep copy of the value; ``copy.copy(node)`` the
 same holding the same value object. A parameter stays a parameter of its kind, any
@@ -38,6 +42,7 @@ from tracegrad.trace.containers import find
 from tracegrad.trace.context import READS, RECORDINGS, TRACING
 from tracegrad.trace.kind import Kind
 from tracegrad.trace.operators import NodeOperators, Operator, operator_methods
+from tracegrad.trace.weak_children import alive
 
 _serials = itertools.count()
 _new = object.__new__  # a plain call: ``OperationNode.__new__`` is a slow lookup on a class
@@ -126,7 +131,7 @@ class Node(NodeOperators):
     ``tracegrad.trace.operators``.
     """
 
-    __slots__ = ("_data", "_serial", "_name", "_description", "_feedback", "__weakref__")
+    __slots__ = ("_data", "_serial", "_name", "_description", "_feedback", "_children", "__weakref__")
 
     _parents: tuple[Node, ...] = ()
     # The traced operators: +, -, ==, <, [], calls, iteration, .format(), .len() ...
@@ -194,6 +199,12 @@ class Node(NodeOperators):
         return self._parents
 
     @property
+    def children(self) -> tuple[Node, ...]:
+        """The operation nodes made from this one inside ``keeping_children()`` that are
+        still alive, oldest first (held weakly: a node keeps none of them alive)."""
+        return alive(getattr(self, "_children", None))  # the slot is set with a first child
+
+    @property
     def is_leaf(self) -> bool:
         return not self._parents
 
@@ -248,6 +259,12 @@ class Node(NodeOperators):
         twin._description = self._description
         twin._feedback = None
         return twin
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """The slots to pickle; the weak children are left out (they are this process's)."""
+        _, slots = object.__getstate__(self)  # type: ignore[misc]
+        slots.pop("_children", None)
+        return None, slots
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}={_short_repr(self._data)})"
