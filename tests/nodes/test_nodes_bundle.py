@@ -416,3 +416,26 @@ def test_a_bundle_is_shared_by_copies_of_what_holds_it():
 def _copyable(x):
     """Add one."""
     return x + 1
+
+
+def test_a_list_holding_nodes_gets_the_appends_made_inside_a_bundled_function():
+    import asyncio
+
+    prompt = tg.node("be brief", trainable=True, name="prompt")
+
+    @tg.bundle
+    def remember(memory, item):
+        """Append an item to the agent's memory."""
+        memory.append(item)
+        return len(memory)
+
+    @tg.bundle
+    async def aremember(memory, item):
+        """Append an item to the agent's memory, asynchronously."""
+        memory.append(item)
+        return len(memory)
+
+    memory = [prompt, "hi"]
+    assert remember(memory, "there").data == 3
+    assert asyncio.run(aremember(memory, "again")).data == 4
+    assert memory[0] is prompt and memory[1:] == ["hi", "there", "again"]

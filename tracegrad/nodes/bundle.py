@@ -33,7 +33,7 @@ from tracegrad.nodes.kinds import Code
 from tracegrad.nodes.nested import InsideRun
 from tracegrad.trace.context import current_reads, is_tracing, running_bundle
 from tracegrad.trace.node import Node, Operator, ParameterNode, serial_mark
-from tracegrad.trace.recording import record, record_error, resolve, unique_nodes
+from tracegrad.trace.recording import acall_on_values, call_on_values, record, record_error, unique_nodes
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -148,7 +148,7 @@ class Bundle(Generic[P, R]):
         outer_reads, op, parents = self._prepare(code, args, kwargs)
         if outer_reads is not None:  # inside another bundled function: just run
             outer_reads.extend(parents)
-            return op.fn(*resolve(args), **resolve(kwargs))
+            return call_on_values(op.fn, args, kwargs)
         if self.trace_inside and is_tracing():
             run = InsideRun()
             try:
@@ -161,7 +161,7 @@ class Bundle(Generic[P, R]):
         first_serial = serial_mark()
         try:
             with running_bundle(reads):
-                value = op.fn(*resolve(args), **resolve(kwargs))
+                value = call_on_values(op.fn, args, kwargs)
         except Exception as exc:
             raise _failed(op, args, kwargs, _merge(parents, _before(reads, first_serial)), exc) from exc
         return self._finish(op, args, kwargs, parents, reads, value, first_serial)
@@ -170,7 +170,7 @@ class Bundle(Generic[P, R]):
         outer_reads, op, parents = self._prepare(code, args, kwargs)
         if outer_reads is not None:
             outer_reads.extend(parents)
-            return await op.fn(*resolve(args), **resolve(kwargs))
+            return await acall_on_values(op.fn, args, kwargs)
         if self.trace_inside and is_tracing():
             run = InsideRun()
             try:
@@ -183,7 +183,7 @@ class Bundle(Generic[P, R]):
         first_serial = serial_mark()
         try:
             with running_bundle(reads):
-                value = await op.fn(*resolve(args), **resolve(kwargs))
+                value = await acall_on_values(op.fn, args, kwargs)
         except Exception as exc:
             raise _failed(op, args, kwargs, _merge(parents, _before(reads, first_serial)), exc) from exc
         return self._finish(op, args, kwargs, parents, reads, value, first_serial)
