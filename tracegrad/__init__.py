@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tracegrad.errors import ExecutionError, InvalidValueError, TracegradError
+from tracegrad.errors import ExecutionError, InvalidKindError, InvalidValueError, TracegradError
 from tracegrad.nodes import (
     Array,
     Bundle,
@@ -153,6 +153,7 @@ __all__ = [
     "ExecutionError",
     "Feedback",
     "Integer",
+    "InvalidKindError",
     "InvalidValueError",
     "Kind",
     "Module",
