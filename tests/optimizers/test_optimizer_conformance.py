@@ -533,3 +533,14 @@ def test_log_path_gets_one_json_line_per_step(case, tmp_path):
         entry = json.loads(line)
         assert entry["changed"] is True
         assert {u["name"] for u in entry["updates"]} <= names
+
+
+def test_an_optimizer_accepts_a_single_parameter_and_refuses_a_non_parameter_clearly():
+    llm = LLM("scripted/model", transport=ScriptedTransport([]), cache=False)
+    p = tg.parameter("hello", name="greeting")
+    assert OptoPrime(p, llm=llm).parameters == [p]
+    for wrong in ("hello", tg.node("hello"), p + "!", 3):
+        with pytest.raises(TypeError, match="pass a parameter, a list of parameters or a Module"):
+            OptoPrime(wrong, llm=llm)
+    with pytest.raises(TypeError, match="is not trainable"):
+        OptoPrime([p, tg.node("x")], llm=llm)
