@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import traceback as _traceback
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -69,16 +70,16 @@ class Outcome(Generic[R]):
             return cls(error=exc, traceback="".join(_traceback.format_exception(exc)))
 
 
-class Executor:
+class Executor(ABC):
     """Base class of executors (optional: any object with ``map``/``close`` will do)."""
 
     in_process: bool = True
 
+    @abstractmethod
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, on_result: OnResult | None = None) -> list[Outcome[R]]:
         """One ``Outcome`` per item, in order (see the module docstring)."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: executors without workers keep nothing)
         """Release the executor's workers."""
 
     def __enter__(self) -> Executor:

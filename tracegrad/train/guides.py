@@ -21,6 +21,7 @@ import inspect
 import json
 import re
 import string
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,7 +47,7 @@ def mean_objective(score: Score) -> float:
     return float(score)
 
 
-class Guide:
+class Guide(ABC):
     """Base class of guides: scoring (``__call__``) plus the rules around scores.
 
     Args:
@@ -67,8 +68,9 @@ class Guide:
         self.success_score = success_score
         self._objective = objective
 
+    @abstractmethod
     def __call__(self, example: Example, output: Any) -> tuple[Score, str] | Score:
-        raise NotImplementedError
+        """The score of ``output`` for ``example`` and the feedback that explains it."""
 
     def objective(self, score: Score) -> float:
         """The scalar of ``score`` that decides acceptance."""

@@ -14,6 +14,7 @@ step in progress is dropped, nothing of it applied).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,11 +40,12 @@ class RunState:
     history: History
 
 
-class Stop:
+class Stop(ABC):
     """Base class of stop conditions: ``__call__(state) -> reason or None``."""
 
+    @abstractmethod
     def __call__(self, state: RunState) -> str | None:
-        raise NotImplementedError
+        """Why the run should stop now, or None to go on."""
 
     def __or__(self, other: Stop) -> Stop:
         return AnyOf(self, other)
