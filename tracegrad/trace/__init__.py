@@ -32,7 +32,6 @@ from tracegrad.trace.node import (
     OperationNode,
     Operator,
     ParameterNode,
-    assign,
     iter_nodes,
     serial_mark,
 )
@@ -40,6 +39,7 @@ from tracegrad.trace.query import Subgraph, call_expression, node_type, subgraph
 from tracegrad.trace.recording import (
     acall_on_values,
     apply,
+    assign,
     call_on_values,
     call_traced,
     record,

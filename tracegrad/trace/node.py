@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import itertools
 import traceback as _traceback
-from collections.abc import Mapping
 from typing import Any
 
 from tracegrad.errors import ExecutionError, InvalidValueError
@@ -319,26 +318,6 @@ class ParameterNode(Node):
         return True
 
 
-def assign(updates: Mapping[ParameterNode, Any]) -> list[tuple[ParameterNode, Any, Any]]:
-    """Validate every new value with its parameter's kind, then assign them all.
-
-    All or nothing: on an invalid value nothing is assigned and ``InvalidValueError``
-    names the parameter. Returns ``(parameter, old value, new value)`` triples with the
-    validated new values.
-    """
-    staged = []
-    for param, value in updates.items():
-        try:
-            staged.append((param, param._kind.validate(value)))
-        except InvalidValueError as exc:
-            raise InvalidValueError(exc.reason, name=param.name) from None
-    done = []
-    for param, value in staged:
-        done.append((param, param._data, value))
-        param._data = value
-    return done
-
-
 class OperationNode(Node):
     """The result of a traced operation: knows its operator and its inputs by name."""
 
@@ -404,5 +383,5 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 
 __all__ = [
     "ErrorNode", "Feedback", "Kind", "Node", "OperationNode", "Operator", "ParameterNode",
-    "assign", "call_traced", "iter_nodes", "record", "record_error", "resolve", "serial_mark", "unique_nodes",
+    "call_traced", "iter_nodes", "record", "record_error", "resolve", "serial_mark", "unique_nodes",
 ]  # fmt: skip
