@@ -439,3 +439,11 @@ def test_a_list_holding_nodes_gets_the_appends_made_inside_a_bundled_function():
     assert remember(memory, "there").data == 3
     assert asyncio.run(aremember(memory, "again")).data == 4
     assert memory[0] is prompt and memory[1:] == ["hi", "there", "again"]
+
+
+def test_a_bundle_lists_its_parameters_like_the_reference_libraries_fun_module():
+    @tg.bundle
+    def plain(x):
+        return x
+
+    assert _copyable.parameters() == [_copyable.parameter] and plain.parameters() == []

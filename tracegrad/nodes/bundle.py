@@ -101,6 +101,11 @@ class Bundle(Generic[P, R]):
             source, Code.of(self.fn), name=f"{self.name}_code", description=f"the code of the function {self.name}"
         )
 
+    def parameters(self) -> list[ParameterNode]:
+        """The trainable parameters of this function: its code, when trainable (as the
+        reference library's ``FunModule.parameters()``)."""
+        return [] if self.parameter is None else [self.parameter]
+
     def code_parameter_for(self, instance: Any) -> ParameterNode | None:
         """The code parameter used when called on ``instance`` (each object has its own)."""
         if self.parameter is None or instance is None:
@@ -244,6 +249,11 @@ class BoundBundle:
     @property
     def parameter(self) -> ParameterNode | None:
         return self.bundle.code_parameter_for(self.instance)
+
+    def parameters(self) -> list[ParameterNode]:
+        """This object's code parameter, when the method is trainable."""
+        parameter = self.parameter
+        return [] if parameter is None else [parameter]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.bundle.invoke(self.parameter, (self.instance, *args), kwargs)
