@@ -86,6 +86,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     **{name: ("tracegrad.optimizers", name) for name in ("Optimizer", "Proposal", "StepReport", "ParameterUpdate")},
     **{name: ("tracegrad.optimizers.llm", name) for name in ("LLMOptimizer", "OptoPrime", "OPRO", "OptoPrimeMulti")},
     "Hybrid": ("tracegrad.optimizers.hybrid", "Hybrid"),
+    # the inside of traces
+    "inner_graph": ("tracegrad.nodes.nested", "inner_graph"),
+    "keeping_children": ("tracegrad.trace", "keeping_children"),
     # training over datasets
     **{
         name: ("tracegrad.train", name)
