@@ -16,6 +16,7 @@ demo: $(VENV)/.installed
 	$(PY) examples/quickstart.py
 	$(PY) examples/fix_code.py
 	$(PY) examples/train_prompt.py
+	$(PY) examples/greeting_agent.py
 	$(PY) examples/hybrid_controller.py
 
 test: $(VENV)/.installed
