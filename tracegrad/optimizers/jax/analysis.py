@@ -116,7 +116,7 @@ class Analysis:
 
     def external(self, node: Node) -> tuple:
         """The reference to a node that does not depend on the parameters."""
-        value = node._data
+        value = node.value
         if type(value) is float or is_array(value):
             ref: tuple = ("i", self._add_input(value, node))
         else:
@@ -207,12 +207,12 @@ def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
                 if id(parent) in depends:
                     raise NotDifferentiableError.at(
                         node.name,
-                        node._op.name,
+                        node.operator.name,
                         f"the function reads {parent.name} through .data instead of taking it as an argument, "
                         "so no gradient can flow through that read",
                         "Pass it as an argument of the bundled function.",
                     )
-                captured.append(a.freeze(parent._data))
+                captured.append(a.freeze(parent.value))
             captured_key = tuple(captured)
         op_keys.append((node._op.fn, args_key, kwargs_key, captured_key))
     a.losses = tuple(refs.get(id(n)) or a.external(n) for n in losses)
