@@ -149,15 +149,7 @@ class Strategy:
 
     def prune(self, pool: Pool) -> None:
         """Drop candidates beyond ``pool_size``, lowest-ranked first."""
-        keep = {pool.current, pool.best().id}
-        ranked = sorted(pool, key=lambda c: (_rank(c), c.id), reverse=True)
-        for candidate in ranked:
-            if len(keep) >= self.pool_size:
-                break
-            keep.add(candidate.id)
-        for candidate in list(pool):
-            if candidate.id not in keep:
-                pool.remove(candidate.id)
+        _keep_first(pool, sorted(pool, key=lambda c: (_rank(c), c.id), reverse=True), self.pool_size)
 
     def final(self, pool: Pool) -> Candidate:
         """The candidate the parameters hold when a run ends: the best by validation
@@ -226,14 +218,7 @@ class Pareto(Strategy):
         """Keep the current and best candidates, then those on the front, then the best-ranked."""
         front = pareto_front(pool)
         order = sorted(pool, key=lambda c: (c.id not in front, -_rank(c), c.id))
-        keep = {pool.current, pool.best().id}
-        for candidate in order:
-            if len(keep) >= self.pool_size:
-                break
-            keep.add(candidate.id)
-        for candidate in list(pool):
-            if candidate.id not in keep:
-                pool.remove(candidate.id)
+        _keep_first(pool, order, self.pool_size)
 
     def __repr__(self) -> str:
         return f"Pareto(samples={self.samples}, pool_size={self.pool_size})"
@@ -259,6 +244,18 @@ def as_strategy(search: Strategy | int | None) -> Strategy:
     if isinstance(search, bool) or not isinstance(search, (Strategy, int)):
         raise TypeError(f"search is a Strategy or a number of samples, not {search!r}")
     return BestOfN(search) if isinstance(search, int) else search
+
+
+def _keep_first(pool: Pool, order: list[Candidate], size: int) -> None:
+    """Keep the current and best candidates, then the first of ``order``, up to ``size``."""
+    keep = {pool.current, pool.best().id}
+    for candidate in order:
+        if len(keep) >= size:
+            break
+        keep.add(candidate.id)
+    for candidate in list(pool):
+        if candidate.id not in keep:
+            pool.remove(candidate.id)
 
 
 __all__ = ["Beam", "BestOfN", "Candidate", "Pareto", "Pool", "Scored", "Strategy", "as_strategy", "pareto_front"]
