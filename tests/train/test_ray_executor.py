@@ -254,7 +254,7 @@ class Suffixed(tg.Module):
 
 
 def trained(executor):
-    from conftest import ScriptedOptimizer, always
+    from train_helpers import ScriptedOptimizer, always
 
     model = Suffixed()
     optimizer = ScriptedOptimizer(model, always({"suffix": "!"}))

@@ -6,7 +6,7 @@ import contextvars
 import threading
 
 import pytest
-from conftest import Suffixer
+from train_helpers import Suffixer
 
 import tracegrad as tg
 from tracegrad.train import ExactMatch, LocalExecutor, evaluate

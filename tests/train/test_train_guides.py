@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Suffixer
+from train_helpers import Suffixer
 
 import tracegrad as tg
 from tracegrad.train import ExactMatch, Example, LLMJudge, Predicate, as_guide, evaluate

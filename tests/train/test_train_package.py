@@ -23,7 +23,7 @@ def test_every_exported_name_exists():
 
 
 def test_the_package_is_callable_as_train():
-    from conftest import ScriptedOptimizer, Suffixer, always, suffix_data
+    from train_helpers import ScriptedOptimizer, Suffixer, always, suffix_data
 
     model = Suffixer()
     opt = ScriptedOptimizer(model, always({"suffix": "!"}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ScriptedOptimizer, Suffixer, state_json, suffix_data
+from train_helpers import ScriptedOptimizer, Suffixer, state_json, suffix_data
 
 import tracegrad as tg
 from tracegrad.train import ExactMatch, StopAfter, Trainer, train

@@ -7,7 +7,7 @@ import json
 import random
 import threading
 
-from conftest import ScriptedOptimizer, Suffixer, state_json, suffix_data
+from train_helpers import ScriptedOptimizer, Suffixer, state_json, suffix_data
 
 import tracegrad as tg
 from tracegrad.train import Beam, BestOfN, ExactMatch, Pareto, Predicate, train

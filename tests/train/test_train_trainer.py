@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ScriptedOptimizer, Suffixer, always, state_json, suffix_data
+from train_helpers import ScriptedOptimizer, Suffixer, always, state_json, suffix_data
 
 import tracegrad as tg
 from tracegrad.train import (

@@ -1,4 +1,4 @@
-"""Shared pieces of the training tests: a small workflow and a scripted optimizer, offline."""
+"""Shared pieces of the training tests (a small workflow, a scripted optimizer), imported by name."""
 
 from __future__ import annotations
 
