@@ -172,11 +172,15 @@ class Optimizer(ABC):
         items = list(proposal.values.items())
         triples = assign({self.parameter(name): value for name, value in items})
         report = proposal.report
-        report.updates = [
-            ParameterUpdate(name, old, new) for (name, _), (_, old, new) in zip(items, triples, strict=True)
-        ]
-        if report.status in ("updated", "unchanged"):
-            report.status = "updated" if report.changed else "unchanged"
+        proposed = {u.name: u for u in report.updates}  # kept when nothing moved: changed is known
+        report.set_updates(
+            [
+                u
+                if (u := proposed.get(name)) is not None and u.old is old and u.new is new
+                else ParameterUpdate(name, old, new)
+                for (name, _), (_, old, new) in zip(items, triples, strict=True)
+            ]
+        )
 
     def commit(self, proposal: Proposal) -> None:
         """Take on the optimizer state of an assigned proposal, count it, log it, and
@@ -210,9 +214,7 @@ class Optimizer(ABC):
         in from the current and proposed values when the caller left them empty."""
         values = dict(values)
         if values and not report.updates:
-            report.updates = [ParameterUpdate(name, self.parameter(name).value, v) for name, v in values.items()]
-            if report.status in ("updated", "unchanged"):
-                report.status = "updated" if report.changed else "unchanged"
+            report.set_updates([ParameterUpdate(name, self.parameter(name).value, v) for name, v in values.items()])
         return Proposal(values, report, state, steps, optimizer=self, base_step=self.step_count)
 
     def _report(self, status: str = "unchanged", **fields: Any) -> StepReport:

@@ -186,12 +186,12 @@ class Hybrid(Optimizer):
         by_param = {id(self.parameter(u.name)): u for u in proposal.report.updates}
         for sub, part in proposal.state.items():
             opt = self.optimizers[sub]
-            part.report.updates = [
-                ParameterUpdate(n, by_param[id(opt.parameter(n))].old, by_param[id(opt.parameter(n))].new)
-                for n in part.values
-            ]
-            if part.report.status in ("updated", "unchanged"):
-                part.report.status = "updated" if part.report.changed else "unchanged"
+            part.report.set_updates(
+                [
+                    ParameterUpdate(n, by_param[id(opt.parameter(n))].old, by_param[id(opt.parameter(n))].new)
+                    for n in part.values
+                ]
+            )
 
     def _take_state(self, parts: dict[str, Proposal]) -> None:
         for name, part in parts.items():  # values are assigned: each part takes its state

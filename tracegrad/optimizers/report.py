@@ -6,6 +6,7 @@ and pictures read steps the same way whichever optimizer made them.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,8 +28,9 @@ class ParameterUpdate:
     old: Any
     new: Any
 
-    @property
+    @functools.cached_property
     def changed(self) -> bool:
+        """Whether ``new`` differs from ``old`` (worked out once: arrays compare on the host)."""
         try:
             return bool(self.old != self.new)
         except (TypeError, ValueError):  # arrays compare element-wise
@@ -81,6 +83,13 @@ class StepReport:
     reply: str = ""
     overhead_ms: float = 0.0
     reason: str = ""
+
+    def set_updates(self, updates: list[ParameterUpdate]) -> None:
+        """Set ``updates``; a report of changed values (or none) says ``updated`` (or
+        ``unchanged``) accordingly, any other status stays."""
+        self.updates = updates
+        if self.status in ("updated", "unchanged"):
+            self.status = "updated" if self.changed else "unchanged"
 
     @property
     def changed(self) -> bool:
