@@ -121,6 +121,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # pictures (graphviz is imported only when drawing)
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),
+    **{name: ("tracegrad.visualize", name) for name in ("save_trace", "load_trace", "SavedTrace", "SavedNode")},
 }
 # Names in dir() but not in __all__: those that import an extra's heavy dependency, and
 # the packages ``jax`` and ``train`` (``tg.train(...)`` runs training: the package is callable).
