@@ -86,6 +86,7 @@ def test_all_lists_no_modules_and_dir_lists_the_lazy_names():
         "Hybrid",
         "render",
         "to_dot",
+        "visualize",
         "save_trace",
         "load_trace",
         "SavedTrace",
@@ -120,3 +121,12 @@ def test_train_is_the_callable_training_package():
 
     assert tracegrad.train is package and callable(package)
     assert tracegrad.evaluate is package.evaluate
+
+
+def test_visualize_is_the_callable_drawing_package():
+    import graphviz
+
+    import tracegrad.visualize as package
+
+    assert tracegrad.visualize is package and callable(package)
+    assert isinstance(tracegrad.visualize(tracegrad.node(1) + 1), graphviz.Digraph)

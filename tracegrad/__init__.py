@@ -124,12 +124,14 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     **{name: ("tracegrad.visualize", name) for name in ("save_trace", "load_trace", "SavedTrace", "SavedNode")},
 }
 # Names in dir() but not in __all__: those that import an extra's heavy dependency, and
-# the packages ``jax`` and ``train`` (``tg.train(...)`` runs training: the package is callable).
+# the packages ``jax``, ``train`` and ``visualize`` (``tg.train(...)`` runs training and
+# ``tg.visualize(...)`` draws a trace: those packages are callable).
 _HEAVY: dict[str, tuple[str, str | None]] = {
     "JaxOptimizer": ("tracegrad.optimizers.jax", "JaxOptimizer"),
     "RayExecutor": ("tracegrad.train", "RayExecutor"),
     "jax": ("tracegrad.optimizers.jax", None),
     "train": ("tracegrad.train", None),
+    "visualize": ("tracegrad.visualize", None),
 }
 
 
