@@ -3,7 +3,11 @@
 A request is plain JSON-able data so that it can be hashed into a cache key, written
 to a replay file and compared in tests. Its key covers everything that can change the
 model's answer (model, messages, every sampling setting, response format, api_base,
-sample index) and nothing that cannot (api key, timeout).
+sample index) and nothing that cannot (api key, timeout). Credentials never enter it:
+the value of every secret setting (an ``Authorization`` header, ``aws_secret_access_key``,
+see ``tracegrad._secrets``) and a password in ``api_base`` are replaced by a fixed
+marker, so the key, the cache rows and replay files never depend on them, and requests
+that differ in any other setting still get different keys.
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from tracegrad.llm.usage import UsageSnapshot
+from pydantic import TypeAdapter
+
+from tracegrad._secrets import redact, redact_url, secret_values
+from tracegrad.llm.tokens import message_text
+from tracegrad.llm.usage import UsageSnapshot, call_spend
 
 KEY_VERSION = "tracegrad-llm-v1"
 
@@ -82,11 +91,19 @@ class LLMRequest:
             "v": KEY_VERSION,
             "model": self.model,
             "messages": self.messages,
-            "params": self.params,
+            "params": redact(self.params),
             "response_format": self.response_format,
-            "api_base": self.api_base,
+            "api_base": None if self.api_base is None else redact_url(self.api_base),
             "sample_index": self.sample_index,
         }
+
+    def secrets(self) -> frozenset[str]:
+        """The credentials this request carries (and the environment's), to scrub from text."""
+        return secret_values({"api_key": self.api_key, "api_base": self.api_base, "params": self.params})
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.key_data().items() if k != "v" and v is not None}
+        return f"LLMRequest({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def key(self) -> str:
@@ -111,17 +128,23 @@ class TransportResponse:
     cost_usd: float | None = None
     finish_reason: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    #: Prompt tokens the provider did not evaluate again (a prefix reused from a
+    #: previous request); they are included in ``prompt_tokens``.
+    cached_prompt_tokens: int = 0
 
     def to_json(self) -> str:
         """Serialize for the disk cache and replay files."""
         return json.dumps(asdict(self), ensure_ascii=False, default=str)
 
     @classmethod
-    def from_json(cls, data: str | dict[str, Any]) -> TransportResponse:
-        """Inverse of :meth:`to_json` (accepts the JSON text or the decoded dict)."""
-        obj = json.loads(data) if isinstance(data, str) else dict(data)
-        names = cls.__dataclass_fields__.keys()
-        return cls(**{k: v for k, v in obj.items() if k in names})
+    def from_json(cls, data: str | bytes | dict[str, Any]) -> TransportResponse:
+        """Inverse of :meth:`to_json` (accepts the JSON text or the decoded dict).
+
+        Every field is type-checked; anything else (not JSON, a field of the wrong type,
+        nesting over 200 deep) raises ``ValueError`` saying what is wrong.
+        """
+        text = data if isinstance(data, str | bytes) else json.dumps(data, default=repr)
+        return _response_adapter().validate_json(text, strict=True)
 
 
 @dataclass(frozen=True)
@@ -159,19 +182,36 @@ class Completion:
         return self.text
 
 
+@lru_cache(maxsize=1)
+def _response_adapter() -> TypeAdapter[TransportResponse]:
+    return TypeAdapter(TransportResponse)
+
+
 def completion_of(
-    req: LLMRequest, resp: TransportResponse, latency_s: float, *, cached: bool, attempts: int
+    req: LLMRequest,
+    resp: TransportResponse,
+    latency_s: float,
+    *,
+    cached: bool,
+    attempts: int,
+    price: Callable[[int, int], float | None] | None = None,
 ) -> Completion:
-    """The completion of one answered request: a reply from the cache spends nothing."""
+    """The completion of one answered request: a reply from the cache spends nothing.
+
+    What the server reported is checked (``usage.call_spend``): impossible token counts
+    are estimated from the text instead, an impossible price is asked of ``price``.
+    """
     if cached:
         spent = UsageSnapshot(cache_hits=1)
     else:
-        spent = UsageSnapshot(
-            calls=1,
-            prompt_tokens=resp.prompt_tokens,
-            completion_tokens=resp.completion_tokens,
-            cost_usd=resp.cost_usd or 0.0,
-            calls_without_cost=int(resp.cost_usd is None),
+        spent = call_spend(
+            resp.prompt_tokens,
+            resp.completion_tokens,
+            resp.cost_usd,
+            cached_prompt_tokens=resp.cached_prompt_tokens,
+            prompt_chars=len(message_text(req.messages)),
+            reply_chars=len(resp.text) if isinstance(resp.text, str) else 0,
+            price=price,
         )
     return Completion(
         text=resp.text,

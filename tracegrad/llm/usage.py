@@ -5,6 +5,13 @@ and the pipeline's model) so that a budget covers a whole run. The ledger is
 thread-safe; every update happens under one lock. ``track_usage()`` counts what the
 calls made in one context spent, ledger by ledger (e.g. one example of a batch), and
 ``Usage.add`` books spend made elsewhere, such as on another process's copy of a ledger.
+
+What a server reports is not trusted blindly (:func:`call_spend`): a token count that
+cannot be (negative, not a whole number, more than ``MAX_CALL_TOKENS``) is replaced by
+the estimate from the length of the text (``tracegrad.llm.tokens``), and a price that
+cannot be (negative, not finite, more than ``MAX_CALL_COST_USD``) by the transport's own
+price for the counted tokens, else it is unknown. So a lying or broken server can
+neither lower the totals nor switch a budget off; it is warned of at each such call.
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tracegrad._text import truncate
 from tracegrad.llm.errors import BudgetExceeded, LLMConfigError
+from tracegrad.llm.tokens import tokens_for_chars
 
 logger = logging.getLogger("tracegrad.llm")
 
@@ -68,6 +78,8 @@ class UsageSnapshot:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     calls_without_cost: int = 0
+    #: Of ``prompt_tokens``, those the provider reused from an earlier request's prefix.
+    cached_prompt_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -97,6 +109,91 @@ class UsageSnapshot:
 
 
 _NOTHING = UsageSnapshot()
+
+#: More tokens than any model reads or writes in one call: a count above it is impossible.
+MAX_CALL_TOKENS = 100_000_000
+#: More dollars than any one call costs: a price above it is impossible.
+MAX_CALL_COST_USD = 10_000.0
+
+
+def _count(value: Any) -> int | None:
+    """A reported token count as an int, or None when no call can have it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if 0 <= value <= MAX_CALL_TOKENS else None
+
+
+def _dollars(value: Any) -> float | None:
+    """A reported price as a float, or None when no call can have it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and 0 <= value <= MAX_CALL_COST_USD else None
+
+
+def _shown(value: Any) -> str:
+    """A short repr of a reported value (an int too long to print is described)."""
+    try:
+        return truncate(repr(value), 40)
+    except ValueError:
+        return f"<an integer of {value.bit_length()} bits>"
+
+
+def call_spend(
+    prompt_tokens: Any,
+    completion_tokens: Any,
+    cost_usd: Any,
+    *,
+    cached_prompt_tokens: Any = 0,
+    prompt_chars: int,
+    reply_chars: int,
+    price: Callable[[int, int], float | None] | None = None,
+) -> UsageSnapshot:
+    """What one answered call spent, from what its server reported, checked.
+
+    An impossible token count is replaced by the estimate for ``prompt_chars`` or
+    ``reply_chars`` characters; an impossible price (``cost_usd`` None is unknown, not
+    impossible) by ``price(prompt_tokens, completion_tokens)`` when given, else unknown.
+    Each replacement is warned of, naming what was reported. ``cached_prompt_tokens``
+    is kept only where it can be (a whole number from 0 to the prompt tokens).
+    """
+    prompt, completion = _count(prompt_tokens), _count(completion_tokens)
+    cost = None if cost_usd is None else _dollars(cost_usd)
+    impossible = [
+        f"{name}={_shown(value)}"
+        for name, value, checked in (
+            ("prompt_tokens", prompt_tokens, prompt),
+            ("completion_tokens", completion_tokens, completion),
+            ("cost_usd", cost_usd, cost if cost_usd is not None else 0.0),
+        )
+        if checked is None
+    ]
+    if prompt is None:
+        prompt = tokens_for_chars(prompt_chars)
+    if completion is None:
+        completion = tokens_for_chars(reply_chars)
+    if cost_usd is not None and cost is None and price is not None:
+        cost = _dollars(price(prompt, completion))
+    if impossible:
+        logger.warning(
+            "the server reported impossible usage (%s); counted %d prompt + %d completion tokens and %s instead",
+            ", ".join(impossible),
+            prompt,
+            completion,
+            "an unknown price" if cost is None else f"${cost:.6f}",
+        )
+    cached = _count(cached_prompt_tokens)
+    return UsageSnapshot(
+        calls=1,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_prompt_tokens=cached if cached is not None and cached <= prompt else 0,
+        cost_usd=cost or 0.0,
+        calls_without_cost=int(cost is None),
+    )
+
+
 _TRACKERS: contextvars.ContextVar[tuple[UsageTracker, ...]] = contextvars.ContextVar("tracegrad_usage", default=())
 
 

@@ -172,6 +172,8 @@ class Hybrid(Optimizer):
             calls=sum(r.calls for r in reports.values()),
             prompt_tokens=sum(r.prompt_tokens for r in reports.values()),
             completion_tokens=sum(r.completion_tokens for r in reports.values()),
+            cached_prompt_tokens=sum(r.cached_prompt_tokens for r in reports.values()),
+            seconds=sum(r.seconds for r in reports.values()),
             cost_usd=None
             if any(r.cost_usd is None for r in reports.values())
             else sum(r.cost_usd or 0.0 for r in reports.values()),

@@ -63,6 +63,9 @@ class StepReport:
     was refused (empty when it proposed values). ``details`` holds an optimizer's own figures (a loss, a
     gradient norm, the prompt size); ``parts`` the reports of a composite's optimizers.
     ``messages`` and ``reply`` are the exact last request and raw reply of a model.
+    ``calls``, the token counts and ``cost_usd`` are what the step's model calls spent
+    (``cached_prompt_tokens`` of the prompt tokens were reused by the provider from an
+    earlier request); ``seconds`` is the wall time of the proposal.
     """
 
     optimizer: str
@@ -75,6 +78,8 @@ class StepReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = 0.0
+    cached_prompt_tokens: int = 0
+    seconds: float = 0.0
     attempts: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
@@ -112,7 +117,11 @@ class StepReport:
             lines.append("  " + ", ".join(figures))
         if self.calls or self.prompt_tokens:
             cost = "unknown cost" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-            lines.append(f"  {self.calls} calls, {self.prompt_tokens}+{self.completion_tokens} tokens, {cost}")
+            cached = f" ({self.cached_prompt_tokens} cached)" if self.cached_prompt_tokens else ""
+            lines.append(
+                f"  {self.calls} calls, {self.prompt_tokens}{cached}+{self.completion_tokens} tokens, {cost}, "
+                f"{self.seconds:.1f} s"
+            )
         for name, part in self.parts.items():
             lines += ["  " + line for line in f"[{name}] {part.summary()}".splitlines()]
         return "\n".join(lines)

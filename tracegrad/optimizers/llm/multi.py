@@ -179,6 +179,9 @@ class OptoPrimeMulti(OptoPrime):
         report.completion_tokens = sum(r.completion_tokens for r in spent) + (
             judged.usage.completion_tokens if judged else 0
         )
+        report.cached_prompt_tokens = sum(r.cached_prompt_tokens for r in spent) + (
+            judged.usage.cached_prompt_tokens if judged else 0
+        )
         costs = [r.cost_usd for r in spent] + ([judged.cost_usd] if judged else [])
         report.cost_usd = None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
         report.attempts = sum(r.attempts for r in spent)
