@@ -122,6 +122,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),
     **{name: ("tracegrad.visualize", name) for name in ("save_trace", "load_trace", "SavedTrace", "SavedNode")},
+    # the HTML report of a training run
+    "report": ("tracegrad.visualize", "report"),
 }
 # Names in dir() but not in __all__: those that import an extra's heavy dependency, and
 # the packages ``jax``, ``train`` and ``visualize`` (``tg.train(...)`` runs training and

@@ -11,6 +11,7 @@ import types
 from typing import Any
 
 from tracegrad.visualize.graph import render, to_dot, visualize
+from tracegrad.visualize.report_html import report
 from tracegrad.visualize.saved import SavedNode, SavedTrace, load_trace, save_trace
 
 
@@ -23,4 +24,4 @@ class _CallablePackage(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallablePackage
 
-__all__ = ["SavedNode", "SavedTrace", "load_trace", "render", "save_trace", "to_dot", "visualize"]
+__all__ = ["SavedNode", "SavedTrace", "load_trace", "render", "report", "save_trace", "to_dot", "visualize"]
