@@ -118,6 +118,22 @@ _LAZY: dict[str, tuple[str, str | None]] = {
             "Spend",
         )
     },
+    # run events: what the trainer and the optimizers tell their subscribers
+    **{
+        name: ("tracegrad.events", name)
+        for name in (
+            "Event",
+            "RunStarted",
+            "RunEnded",
+            "StepStarted",
+            "StepEnded",
+            "Proposed",
+            "Evaluated",
+            "Decided",
+            "BudgetExhausted",
+            "ErrorRaised",
+        )
+    },
     # pictures (graphviz is imported only when drawing)
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),

@@ -30,6 +30,9 @@ has its own state (step count, memory, optax state) and the same parameters (not
 copied: they are what is optimized) and shares the model client, so that budgets
 and accounting stay joint. Each optimizer lists what else its copies share in
 ``_shared_on_copy``.
+
+Run events (``tracegrad.events``): ``step()`` emits ``Proposed`` (or ``BudgetExhausted`` /
+``ErrorRaised``), ``apply()`` emits ``Decided``, to ``optimizer.events``, which copies share.
 """
 
 from __future__ import annotations
@@ -39,11 +42,12 @@ import json
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tracegrad.errors import TracegradError
+from tracegrad.errors import InvalidValueError, TracegradError
+from tracegrad.events import BudgetExhausted, Decided, Dispatcher, ErrorRaised, Proposed, Subscriber
 from tracegrad.nodes.module import Module
 from tracegrad.optimizers.report import STATUSES, ParameterUpdate, Proposal, Rejection, StepReport
 from tracegrad.trace import Node, ParameterNode, ancestors, assign
@@ -83,6 +87,13 @@ class Optimizer(ABC):
         self.step_count = 0
         self._unreached: list[Node] = []  # outputs given feedback that reached no parameter
         self._warned_idle = False
+        #: Where this optimizer's run events go (see ``tracegrad.events``); shared by copies.
+        self.events = Dispatcher()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn(event)`` with this optimizer's run events (and a trainer's, while it uses
+        this optimizer); returns a function that unsubscribes it."""
+        return self.events.subscribe(fn)
 
     def parameter(self, name: str) -> ParameterNode:
         """The parameter called ``name``."""
@@ -158,9 +169,16 @@ class Optimizer(ABC):
         kind; nothing is assigned and the optimizer's state is unchanged then.
         """
         self._check_current(proposal)
-        self.assign(proposal)
-        self.commit(proposal)
         report = proposal.report
+        try:
+            self.assign(proposal)
+        except InvalidValueError as exc:
+            if self.events:
+                self.events.emit(Decided(step=report.step, accepted=False, reason=str(exc)))
+            raise
+        self.commit(proposal)
+        if self.events:
+            self.events.emit(Decided(step=report.step, accepted=True, reason=report.reason))
         if report.status == "no_feedback" and not self._warned_idle:
             self._warned_idle = True
             warnings.warn(f"{type(self).__name__}.step() did nothing: {report.reason}", stacklevel=3)
@@ -201,11 +219,40 @@ class Optimizer(ABC):
 
     def step(self) -> StepReport:
         """Update the parameters from their feedback: ``apply(propose())``."""
-        return self.apply(self.propose())
+        try:
+            proposal = self.propose()
+        except Exception as exc:
+            self._announce_error(exc)
+            raise
+        self._announce(proposal)
+        return self.apply(proposal)
 
     async def astep(self) -> StepReport:
         """``step()`` for async code: ``apply(await apropose())``."""
-        return self.apply(await self.apropose())
+        try:
+            proposal = await self.apropose()
+        except Exception as exc:
+            self._announce_error(exc)
+            raise
+        self._announce(proposal)
+        return self.apply(proposal)
+
+    def _announce(self, proposal: Proposal) -> None:
+        """Emit the ``Proposed`` event of a proposal this optimizer is about to apply."""
+        if self.events:
+            self.events.emit(Proposed.of(proposal, step=proposal.report.step))
+
+    def _announce_error(self, exc: Exception) -> None:
+        """Emit what a failed proposal of the next step raised (a spent budget, an error)."""
+        if not self.events:
+            return
+        from tracegrad.llm.errors import BudgetExceeded
+
+        step = self.step_count + 1
+        if isinstance(exc, BudgetExceeded):
+            self.events.emit(BudgetExhausted(step=step, message=str(exc)))
+        else:
+            self.events.emit(ErrorRaised.of(exc, step=step))
 
     def _proposal(
         self, values: Mapping[str, Any], report: StepReport, state: Any = None, *, steps: int = 1
