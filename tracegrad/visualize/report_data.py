@@ -194,20 +194,24 @@ def read_module_checkpoint(path: str | os.PathLike[str]) -> ModuleCheckpoint:
     return checkpoint
 
 
-def read_parameters(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The parameters held by ``path``: a run directory's final ones (also for its
-    ``checkpoint.json``) or a module checkpoint's."""
+def run_dir_of(path: str | os.PathLike[str]) -> Path | None:
+    """The run directory ``path`` names -- a directory, or the ``checkpoint.json`` of a
+    run -- or None for any other file (a module checkpoint)."""
     file = Path(path)
     if file.is_dir():
-        return read_run(file).parameters
-    if file.name == RunDir(file.parent).checkpoint_path.name and _is_training_checkpoint(file):
-        return read_run(file.parent).parameters
-    return read_module_checkpoint(file).parameters
+        return file
+    if file.name == RunDir(file.parent).checkpoint_path.name and file.is_file():
+        data = read_json_file(file, "the checkpoint")
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            return file.parent
+    return None
 
 
-def _is_training_checkpoint(file: Path) -> bool:
-    data = read_json_file(file, "the checkpoint")
-    return isinstance(data, dict) and data.get("format") == FORMAT
+def read_parameters(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parameters held by ``path``: a run's final ones (see ``run_dir_of``) or a
+    module checkpoint's."""
+    run_dir = run_dir_of(path)
+    return read_run(run_dir).parameters if run_dir is not None else read_module_checkpoint(path).parameters
 
 
 def read_json_file(path: Path, what: str) -> Any:
@@ -326,4 +330,5 @@ __all__ = [
     "read_module_checkpoint",
     "read_parameters",
     "read_run",
+    "run_dir_of",
 ]
