@@ -13,10 +13,14 @@ A run directory holds:
   checkpoint (``module.load(path)``, ``optimizer.load(path, module)``), written after
   the checkpoint; it is for people, resuming never reads it.
 * ``log.jsonl`` -- one JSON object per line: the run's start, every proposal (with
-  the exact request and raw reply of the optimizer's model), every step, the stop.
+  the exact request and raw reply of the optimizer's model), every step, the stop
+  (written from the run's events by ``EventLog``; a run that failed ends with an
+  ``error`` line instead, which resuming cuts off with the rest of the lost step).
 * ``cache.jsonl`` -- the evaluation cache, one ``[key, result]`` per line, appended
   at each checkpoint with what the step added (so a checkpoint costs what the step
   did, not what the run did).
+* ``trace.json`` -- the trace of the last step that had one (``tracegrad.visualize.save_trace``),
+  for the run report; written atomically after each step, never needed to resume.
 
 The checkpoint records how long the two JSON-lines files were when it was written; on
 resume, what was appended after it (by the step that was lost) is cut off, so the log
@@ -35,11 +39,13 @@ from typing import Any
 
 from tracegrad._io import atomic_write_json, read_json
 from tracegrad.errors import TracegradError
+from tracegrad.events import ErrorRaised, Event, RunEnded, RunStarted, StepEnded
 
 CHECKPOINT = "checkpoint.json"
 PARAMETERS = "parameters.json"
 LOG = "log.jsonl"
 CACHE = "cache.jsonl"
+TRACE = "trace.json"
 FORMAT = "tracegrad.train"
 VERSION = 1
 
@@ -80,6 +86,43 @@ class RunLog:
             self._fh = None
 
 
+class EventLog:
+    """Writes a run's events to its ``log.jsonl``: a strict subscriber (the checkpoint records
+    the log's length, so a failed write must stop the run).
+
+    Lines: ``start`` (or ``resume``) from ``RunStarted``; each ``proposal`` (its record
+    and its report) and the ``step`` from ``StepEnded``; ``stop`` from ``RunEnded``;
+    ``error`` from ``ErrorRaised``. Other events are not logged.
+    """
+
+    def __init__(self, log: RunLog) -> None:
+        self.log = log
+
+    def __call__(self, event: Event) -> None:
+        for line in log_lines(event):
+            self.log.write(line)
+
+
+def log_lines(event: Event) -> list[dict[str, Any]]:
+    """The ``log.jsonl`` lines of an event (see ``EventLog``)."""
+    if isinstance(event, RunStarted):
+        if event.resumed:
+            return [{"event": "resume", "step": event.step, "position": event.position}]
+        return [{"event": "start", "config": event.config, "version": event.version, "score": event.score}]
+    if isinstance(event, StepEnded):
+        proposals = [
+            {"event": "proposal", "step": event.step, **record, "report": report}
+            for record, report in zip(event.record.get("proposals", []), event.reports, strict=True)
+        ]
+        return [*proposals, {"event": "step", **event.record}]
+    if isinstance(event, RunEnded) and event.error is None:
+        stop = {"reason": event.reason, "best_version": event.best_version, "best_score": event.best_score}
+        return [{"event": "stop", **stop}]
+    if isinstance(event, ErrorRaised):
+        return [{"event": "error", "step": event.step, "error": event.error, "message": event.message}]
+    return []
+
+
 class RunDir:
     """The files of one run (see the module docstring)."""
 
@@ -100,7 +143,7 @@ class RunDir:
         """Remove temporary files that killed writes left behind; returns them."""
         removed = []
         if self.path.is_dir():
-            for name in (CHECKPOINT, PARAMETERS):
+            for name in (CHECKPOINT, PARAMETERS, TRACE):
                 for tmp in self.path.glob(f".{name}.*.tmp"):
                     tmp.unlink(missing_ok=True)
                     removed.append(tmp)
@@ -141,4 +184,16 @@ class RunDir:
         self.cache.close()
 
 
-__all__ = ["CACHE", "CHECKPOINT", "FORMAT", "LOG", "PARAMETERS", "VERSION", "RunDir", "RunLog"]
+__all__ = [
+    "CACHE",
+    "CHECKPOINT",
+    "FORMAT",
+    "LOG",
+    "PARAMETERS",
+    "TRACE",
+    "VERSION",
+    "EventLog",
+    "RunDir",
+    "RunLog",
+    "log_lines",
+]

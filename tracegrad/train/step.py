@@ -17,13 +17,20 @@
 
 Whatever is raised in between (a spent budget), the parameters get their old values
 back and nothing is committed.
+
+The step emits its events on the trainer's dispatcher as it goes (``StepStarted``, the
+``Evaluated`` of the batch, each ``Proposed`` in sample order, the ``Evaluated`` of each
+proposal, ``Decided``); the trainer emits ``StepEnded`` once the step is recorded.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracegrad.errors import InvalidValueError
+from tracegrad.events import Decided, Evaluated, Proposed, StepStarted
 from tracegrad.trace import assign
 from tracegrad.train.cache import parameter_values, version_of
 from tracegrad.train.evaluate import cached_results, evaluate
@@ -36,13 +43,19 @@ if TYPE_CHECKING:
     from tracegrad.train.trainer import Trainer
 
 
+logger = logging.getLogger("tracegrad.train")
+
+
 class StepRunner:
-    """Runs steps for a trainer (see the module docstring); ``events`` collects the log
-    records of the step in progress."""
+    """Runs steps for a trainer (see the module docstring); ``proposals`` and ``output``
+    are those of the last step (its proposals in sample order, the aggregated output
+    node its feedback went through, None when it had none)."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.t = trainer
-        self.events: list[dict[str, Any]] = []
+        self.proposals: list[Any] = []
+        self.output: Any = None
+        self._trace_failed = False
 
     # -- parameters ------------------------------------------------------------------
     def values(self) -> dict[str, Any]:
@@ -96,14 +109,19 @@ class StepRunner:
     # -- the step ----------------------------------------------------------------------
     def run(self, step: int, epoch: int, batch: int, indices: list[int]) -> StepRecord:
         t = self.t
-        opt, pool, strategy = t.optimizer, t.pool, t.strategy
-        self.events = []
+        opt, pool, strategy, events = t.optimizer, t.pool, t.strategy, t.events
+        self.proposals, self.output = [], None
         parent = strategy.select(pool, t.rng)
         self.hold(parent)
         parent.expansions += 1
+        if events:
+            events.emit(
+                StepStarted(step=step, epoch=epoch, batch=batch, examples=list(indices), version=parent.version)
+            )
         examples = [t.train_set[i] for i in indices]
         base = self.forward(examples)
         spend = base.spend
+        self._evaluated(step, "batch", None, parent.version, base)
         parent.scores.update({f"train:{indices[r.index]}": r.score for r in base.results})
         record = StepRecord(step, epoch, batch, list(indices), "skipped", base.score, parent=parent.version)
         record.validation_score = parent.score
@@ -115,6 +133,7 @@ class StepRunner:
 
         opt.zero_feedback()
         output, feedback, *more = t.aggregate(base.results)
+        self.output = output
         opt.backward(output, feedback, **(more[0] if more else {}))
         if not any(p.feedback for p in opt.parameters):
             record.status = "no_proposal"
@@ -124,9 +143,11 @@ class StepRunner:
             )
             record.spend = spend
             return record
-        proposals = propose_all(opt, strategy.samples)
-        for p in proposals:
+        proposals = self.proposals = propose_all(opt, strategy.samples)
+        for sample, p in enumerate(proposals):
             spend = spend + Spend.of(p.report)
+            if events:
+                events.emit(Proposed.of(p, step=step, sample=sample))
         old = self.values()
         scored: list[Scored] = []
         records: list[ProposalRecord] = []
@@ -151,6 +172,7 @@ class StepRunner:
                 ev = self.score(examples)
                 spend = spend + ev.spend
                 self.set_values(old)
+                self._evaluated(step, "candidate", sample, rec.version, ev)
                 rec.outcome, rec.batch_score = "dropped", ev.score
                 keyed = {f"train:{indices[r.index]}": r.score for r in ev.results}
                 scored.append(Scored(sample, rec.version, values, ev.score, keyed))
@@ -164,6 +186,7 @@ class StepRunner:
                     ev = self.score(t.validation, split="validation")
                     spend = spend + ev.spend
                     self.set_values(old)
+                    self._evaluated(step, "validation", s.sample, s.version, ev)
                     s.score = ev.score
                     s.scores = {f"val:{r.index}": r.score for r in ev.results}
                     records[s.sample].validation_score = ev.score
@@ -216,11 +239,56 @@ class StepRunner:
         strategy.prune(pool)
         record.proposals = records
         record.spend = spend
-        self.events = [
-            {"event": "proposal", "step": step, **rec.__dict__, "report": p.report.to_json()}
-            for rec, p in zip(records, proposals, strict=True)
-        ]
+        if events:
+            events.emit(_decision(record, chosen))
         return record
+
+    def _evaluated(self, step: int, split: str, sample: int | None, version: str | None, ev: Evaluation) -> None:
+        events = self.t.events
+        if events:
+            events.emit(
+                Evaluated(
+                    step=step,
+                    split=split,
+                    sample=sample,
+                    version=version or "",
+                    score=ev.score,
+                    examples=len(ev.results),
+                    spend=ev.spend.to_json(),
+                )
+            )
+
+    def save_trace(self, path: Path) -> Path | None:
+        """Save the last step's trace to ``path`` for the run report, atomically (None when
+        the step had no trace). A failure is logged (once a run) and never fails the step."""
+        if self.output is None:
+            return None
+        try:
+            from tracegrad.visualize import save_trace
+
+            return save_trace(self.output, path, parameters=self.t.optimizer.parameters)
+        except Exception:
+            if not self._trace_failed:
+                self._trace_failed = True
+                logger.warning("the step's trace could not be saved to %s", path, exc_info=True)
+            return None
+
+
+def _decision(record: StepRecord, chosen: Scored | None) -> Decided:
+    """The ``Decided`` event of a step that made proposals."""
+    if chosen is not None:
+        reason = (
+            f"proposal {chosen.sample} scored {chosen.batch_score:.4g} on the batch (from {record.batch_score:.4g})"
+        )
+        if chosen.score is not None:
+            reason += f" and {chosen.score:.4g} on the validation set"
+        score = chosen.score if chosen.score is not None else chosen.batch_score
+        return Decided(
+            step=record.step, accepted=True, reason=reason, sample=chosen.sample, version=chosen.version, score=score
+        )
+    why = [f"proposal {p.sample}: {p.reason}" for p in record.proposals if p.reason]
+    reason = f"{record.reason} ({'; '.join(why)})" if why else record.reason
+    return Decided(step=record.step, accepted=False, reason=reason)
 
 
 def _proposal_record(sample: int, proposal: Any) -> ProposalRecord:

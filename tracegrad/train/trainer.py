@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tracegrad.errors import TracegradError
+from tracegrad.events import Dispatcher, Subscriber
 from tracegrad.nodes.module import Module
 from tracegrad.train.aggregate import Aggregate, join_batch
+from tracegrad.train.announce import Announcer
 from tracegrad.train.cache import EvaluationCache, version_of
 from tracegrad.train.data import Dataset, Example, as_examples, batch_indices, split
 from tracegrad.train.evaluate import Model, usage_ledgers
 from tracegrad.train.executors import LocalExecutor, as_executor, keeps_traces
 from tracegrad.train.guides import as_guide
 from tracegrad.train.history import History, StepRecord
-from tracegrad.train.results import Spend
-from tracegrad.train.run import RunDir
+from tracegrad.train.progress import ProgressBar
+from tracegrad.train.run import TRACE, EventLog, RunDir
 from tracegrad.train.search import Candidate, Pool, Strategy, as_strategy
 from tracegrad.train.step import StepRunner
 from tracegrad.train.stopping import RunState, Stop, as_stop
@@ -61,9 +63,18 @@ class Trainer:
         run_dir: a directory for the checkpoint, the parameters and ``log.jsonl``.
         resume: continue the run in ``run_dir`` (or in this directory) when it holds a
             checkpoint; without ``resume`` a ``run_dir`` holding one is refused.
-        quiet: no progress bar.
+        quiet: no progress bar (for scripts); without it, a bar on stderr shows the
+            steps, the scores, the cost and what the step in progress is doing.
+        callbacks: subscribers to the run's events (``tracegrad.events``): callables
+            taking an event, called in order after the run log and the progress bar.
+            One that raises is logged once and the run goes on.
         on_step: called with each ``StepRecord`` after it is checkpointed.
         on_epoch: called with ``(epoch, history)`` after each finished epoch.
+
+    The run's events go through the optimizer's dispatcher (``optimizer.events``), so
+    the optimizer's own subscribers see them too; ``log.jsonl`` is written from them.
+    Each step's trace (the batch's aggregated output) is saved to ``trace.json`` in
+    ``run_dir`` for the run report.
     """
 
     def __init__(
@@ -87,6 +98,7 @@ class Trainer:
         run_dir: str | os.PathLike[str] | None = None,
         resume: bool | str | os.PathLike[str] = False,
         quiet: bool = False,
+        callbacks: Iterable[Subscriber] = (),
         on_step: Callable[[StepRecord], None] | None = None,
         on_epoch: Callable[[int, History], None] | None = None,
     ) -> None:
@@ -114,6 +126,12 @@ class Trainer:
         self.run_dir = RunDir(run_dir) if run_dir is not None else None
         self.resume = resume
         self.quiet = quiet
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            if not callable(callback):
+                raise TracegradError(f"callbacks must be callables taking an event, not {callback!r}")
+        events = getattr(optimizer, "events", None)
+        self.events: Dispatcher = events if isinstance(events, Dispatcher) else Dispatcher()
         self.on_step = on_step
         self.on_epoch = on_epoch
         self.history = History()
@@ -124,6 +142,7 @@ class Trainer:
         self.executor: Any = None
         self.trace_executor: Any = None
         self.runner = StepRunner(self)
+        self.announce = Announcer(self)
         self.position = (0, 0)
 
     # -- the run -------------------------------------------------------------------------
@@ -138,15 +157,19 @@ class Trainer:
         self.executor, owned = as_executor(self.executor_arg, self.concurrency)
         local = keeps_traces(self.executor)
         self.trace_executor = self.executor if local else LocalExecutor(self.concurrency)
-        bar = None
+        self.announce.started = False
+        subscribed = self._subscribe()
         try:
-            epoch, batch = self._start()
-            bar = self._bar(len(self.history))
-            reason = self._loop(epoch, batch, bar)
+            try:
+                epoch, batch = self._start()
+                reason = self._loop(epoch, batch)
+            except BaseException as exc:
+                self.announce.failed(exc)
+                raise
             self._finish(reason)
         finally:
-            if bar is not None:
-                bar.close()
+            for unsubscribe in subscribed:
+                unsubscribe()
             if owned:
                 self.executor.close()
             if not local:
@@ -155,7 +178,18 @@ class Trainer:
                 self.run_dir.close()
         return self.history
 
-    def _loop(self, epoch: int, batch: int, bar: Any) -> str:
+    def _subscribe(self) -> list[Callable[[], None]]:
+        """Subscribe the run log, the progress bar and the callbacks, in that order; the
+        functions that unsubscribe them."""
+        subscribed = []
+        if self.run_dir is not None:
+            subscribed.append(self.events.subscribe(EventLog(self.run_dir.log), strict=True))
+        if not self.quiet:
+            bar = ProgressBar()
+            subscribed += [bar.close, self.events.subscribe(bar)]
+        return subscribed + [self.events.subscribe(callback) for callback in self.callbacks]
+
+    def _loop(self, epoch: int, batch: int) -> str:
         from tracegrad.llm.errors import BudgetExceeded
 
         while epoch < self.epochs:
@@ -167,14 +201,16 @@ class Trainer:
                 try:
                     record = self.runner.run(len(self.history) + 1, epoch, batch, plan[batch])
                 except BudgetExceeded as exc:
+                    self.announce.budget_exhausted(exc)
                     return f"budget: {exc}"
                 self.history.steps.append(record)
                 self.history.spend = self.history.spend + record.spend
                 self._note_best()
                 batch += 1
-                self._log(*self.runner.events, {"event": "step", **record.to_json()})
+                if self.run_dir is not None:
+                    self.runner.save_trace(self.run_dir.path / TRACE)
+                self.announce.step_ended(record)
                 self._checkpoint(*((epoch + 1, 0) if batch == len(plan) else (epoch, batch)))
-                self._show(bar, record)
                 if self.on_step is not None:
                     self.on_step(record)
             if self.on_epoch is not None:
@@ -248,7 +284,8 @@ class Trainer:
             history.spend = history.spend + ev.spend
         self.pool.add(start)
         self.pool.current = start.id
-        self._log({"event": "start", "config": self._config(), "version": version, "score": start.score})
+        self.position = (0, 0)
+        self.announce.run_started(version, start.score, resumed=False)
         self._checkpoint(0, 0)
         return 0, 0
 
@@ -272,8 +309,9 @@ class Trainer:
         entries = self.run_dir.rewind(data)  # type: ignore[union-attr]
         if self.cache is not None:
             self.cache.load_json(entries)
-        self._log({"event": "resume", "step": len(self.history), "position": data["position"]})
         self.position = (int(data["position"]["epoch"]), int(data["position"]["batch"]))
+        current = self.pool[self.pool.current] if len(self.pool) else None
+        self.announce.run_started(version_of(data["parameters"]), current.score if current else None, resumed=True)
         return self.position
 
     def _finish(self, reason: str) -> None:
@@ -284,15 +322,10 @@ class Trainer:
         if final.score is not None:
             history.best_score = final.score
         history.stop_reason = reason
-        self._log({"event": "stop", "reason": reason, "best_version": final.version, "best_score": history.best_score})
+        self.announce.run_ended(reason)
         self._checkpoint(*self.position)
 
-    # -- files and progress --------------------------------------------------------------
-    def _log(self, *events: dict[str, Any]) -> None:
-        if self.run_dir is not None:
-            for event in events:
-                self.run_dir.log.write(event)
-
+    # -- files --------------------------------------------------------------
     def _checkpoint(self, epoch: int, batch: int) -> None:
         run = self.run_dir
         self.position = (epoch, batch)
@@ -311,28 +344,6 @@ class Trainer:
         run.write(state, self.cache.drain() if self.cache is not None else [])
         module = self.model if isinstance(self.model, Module) else None
         self.optimizer.save(run.parameters_path, module)
-
-    def _bar(self, done: int) -> Any:
-        if self.quiet:
-            return None
-        from tqdm.auto import tqdm
-
-        per_epoch = len(self._plan(0))
-        return tqdm(total=per_epoch * self.epochs, initial=done, desc="train", dynamic_ncols=True)
-
-    def _show(self, bar: Any, record: StepRecord) -> None:
-        if bar is None:
-            return
-        spend: Spend = self.history.spend
-        best = self.history.best_score
-        bar.set_postfix(
-            batch=f"{record.batch_score:.3f}",
-            best="-" if best is None else f"{best:.3f}",
-            calls=spend.calls,
-            cost=f"${spend.cost_usd:.4f}",
-            refresh=False,
-        )
-        bar.update(1)
 
 
 def train(model: Model, dataset: Dataset, guide: Any, optimizer: Any, **options: Any) -> History:
