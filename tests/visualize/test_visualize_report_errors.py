@@ -6,10 +6,13 @@ import json
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from report_helpers import make_run
 
 import tracegrad as tg
 from tracegrad.visualize.report_data import read_run
+from tracegrad.visualize.report_html import render_report
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,9 @@ WRONG_TYPES = {
     "versions hold numbers": (lambda d: d["history"].__setitem__("versions", {"v": 3}), "versions.v"),
     "a newer version": (lambda d: d.__setitem__("version", 99), "newer tracegrad"),
     "the log offset is text": (lambda d: d.__setitem__("log_offset", "far"), "log_offset"),
+    "a step number of 4,000 digits": (lambda d: d["history"]["steps"][0].__setitem__("step", 10**4000), "steps.0.step"),
+    "a score of 4,000 digits": (lambda d: d["history"]["steps"][0].__setitem__("batch_score", 10**4000), "batch_score"),
+    "negative calls": (lambda d: d["history"]["steps"][0]["spend"].__setitem__("calls", -1), "spend.calls"),
 }
 
 
@@ -122,3 +128,64 @@ def test_missing_places_are_named(tmp_path):
 def test_an_unwritable_target_is_one_sentence(run_dir):
     with pytest.raises(tg.TracegradError, match="cannot write the report"):
         tg.report(run_dir, run_dir)  # a directory
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def paths(value, prefix=()):
+    """Every place inside a JSON value, as a tuple of keys and indices."""
+    yield prefix
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        yield from paths(child, (*prefix, key))
+
+
+def damage_somewhere(value, data):
+    """A copy of the JSON ``value`` with one place inside it replaced by any JSON value."""
+    place = data.draw(st.sampled_from([p for p in paths(value) if p]))
+    damaged = json.loads(json.dumps(value))
+    holder = damaged
+    for key in place[:-1]:
+        holder = holder[key]
+    holder[place[-1]] = data.draw(JSON)
+    return damaged
+
+
+def fuzz_copy(pristine, tmp_path):
+    run_dir = tmp_path / "fuzz"
+    if not run_dir.exists():  # one copy for every example; the trace is not what is tested here
+        shutil.copytree(pristine, run_dir, ignore=shutil.ignore_patterns("trace.json"))
+    return run_dir
+
+
+def read_or_refuse(run_dir):
+    try:
+        render_report(read_run(run_dir))
+    except tg.TracegradError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_value_replaced_anywhere_in_the_checkpoint_is_read_or_refused_in_one_sentence(pristine, tmp_path, data):
+    run_dir = fuzz_copy(pristine, tmp_path)
+    set_checkpoint(run_dir, damage_somewhere(checkpoint(pristine), data))
+    read_or_refuse(run_dir)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_value_replaced_anywhere_in_a_logged_proposal_is_read_or_refused_in_one_sentence(pristine, tmp_path, data):
+    run_dir = fuzz_copy(pristine, tmp_path)
+    lines = (pristine / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if '"event": "proposal"' in line)
+    lines[at] = json.dumps(damage_somewhere(json.loads(lines[at]), data))
+    (run_dir / "log.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    offset = len("\n".join(lines).encode()) + 1
+    set_checkpoint(run_dir, {**checkpoint(pristine), "log_offset": offset})
+    read_or_refuse(run_dir)

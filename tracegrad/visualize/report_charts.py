@@ -57,7 +57,8 @@ def line_chart(
         color = colors[i % len(colors)]
         cls = f"series series-{_slug(name)}"
         coords = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in pts)
-        parts.append(f'<polyline class="{cls}" fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
+        dash = ' stroke-dasharray="6 3"' if i % 2 else ""  # a later series over an earlier one lets both show
+        parts.append(f'<polyline class="{cls}" fill="none" stroke="{color}" stroke-width="2"{dash} points="{coords}"/>')
         if len(pts) <= MAX_MARKERS:
             for x, y in pts:
                 tip = escape(f"{name}, step {x:g}: {fmt(y)}")

@@ -18,15 +18,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tracegrad._text import truncate
 from tracegrad.errors import TracegradError
 from tracegrad.train.run import FORMAT, VERSION, RunDir
 
 #: Where a trainer saves the trace of its last step.
 TRACE = "trace.json"
+
+
+#: A count or a position (steps, calls, tokens, bytes): a whole number that a float holds exactly.
+Count = Annotated[int, Field(ge=0, le=2**53)]
 
 
 class _Shape(BaseModel):
@@ -36,9 +41,9 @@ class _Shape(BaseModel):
 class SpendView(_Shape):
     """What a step or the run cost."""
 
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    calls: Count = 0
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
     cost_usd: float | None = 0.0
 
 
@@ -73,7 +78,7 @@ class ReportView(_Shape):
 class ProposalView(_Shape):
     """One proposal of a step: its outcome, its scores and (from the log) its report."""
 
-    sample: int = 0
+    sample: Count = 0
     status: str = ""
     outcome: str = ""
     version: str | None = None
@@ -86,9 +91,9 @@ class ProposalView(_Shape):
 class StepView(_Shape):
     """One training step (see ``tracegrad.train.StepRecord``)."""
 
-    step: int
-    epoch: int = 0
-    batch: int = 0
+    step: Count
+    epoch: Count = 0
+    batch: Count = 0
     status: str
     batch_score: float
     accepted: bool = False
@@ -125,12 +130,12 @@ class _Checkpoint(_Shape):
     config: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any]
     history: _History
-    log_offset: int | None = None
+    log_offset: Count | None = None
 
 
 class _Event(_Shape):
     event: str = ""
-    step: int | None = None
+    step: Count | None = None
 
 
 class RunView(BaseModel):
@@ -164,7 +169,8 @@ class RunView(BaseModel):
         for s in self.steps:
             if s.step == number:
                 return s
-        span = f"steps 1 to {len(self.steps)}" if self.steps else "no steps"
+        numbers = [s.step for s in self.steps]
+        span = f"steps {min(numbers)} to {max(numbers)}" if numbers else "no steps"
         raise TracegradError(f"the run in {os.fspath(self.path)!r} has no step {number} (it has {span})")
 
 
@@ -311,7 +317,7 @@ def _validate(shape: type[_Shape], data: Any, path: Path, where: str | None = No
 def _why(exc: BaseException) -> str:
     if isinstance(exc, ValidationError) and exc.errors():
         first = exc.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"]) or "the top level"
+        loc = truncate(".".join(str(part) for part in first["loc"]), 80) or "the top level"
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         return f"{loc}: {first['msg'].lower()}{more}"
     return " ".join(str(exc).split()) or type(exc).__name__

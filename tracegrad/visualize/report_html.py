@@ -14,6 +14,7 @@ of the last step.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -52,18 +53,9 @@ def report(run_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None 
 
 def render_report(run: RunView) -> str:
     """The report's HTML for a run already read."""
-    import jinja2
-
     from tracegrad import __version__
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("tracegrad.visualize", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    template = env.get_template("report.html.j2")
-    return template.render(
+    return _template().render(
         version=__version__,
         title=f"tracegrad run: {run.path.resolve().name}",
         run=run,
@@ -77,6 +69,20 @@ def render_report(run: RunView) -> str:
         text=value_text,
         diff=_diff,
     )
+
+
+@functools.cache
+def _template() -> Any:
+    """The report's template, compiled once (Jinja2, escaping every value)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tracegrad.visualize", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
 
 
 def _charts(run: RunView) -> dict[str, Any]:
