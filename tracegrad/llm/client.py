@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tracegrad._secrets import install_filter, redact, scrub_error, secrets_in_scope
 from tracegrad.llm import structured as so
 from tracegrad.llm.cache import ResponseCache
 from tracegrad.llm.config import API_BASE_ENV, as_messages, resolve_model
@@ -39,6 +41,7 @@ from tracegrad.llm.transports import Transport
 from tracegrad.llm.usage import Budget, CostEstimate, Usage
 
 logger = logging.getLogger("tracegrad.llm")
+install_filter(logger)  # credentials quoted in a record (a provider's error, say) are scrubbed
 
 
 class LLM:
@@ -75,6 +78,10 @@ class LLM:
     Copies (``copy.copy`` and ``copy.deepcopy`` alike) share the transport, the response
     cache, the usage ledger (so budgets and accounting stay joint), the retry policy
     and what was learnt about structured output, and have their own settings.
+
+    Credentials (``api_key``, a password in ``api_base``, a setting or header whose name
+    says key, token, secret, password, credential or auth) go to the provider only: not
+    into cache keys, files, reprs, logs or errors (see ``tracegrad._secrets``).
     """
 
     @checked_keywords(PROVIDER_HINT)
@@ -122,7 +129,7 @@ class LLM:
         self._modes = StructuredModes()
 
     def __repr__(self) -> str:
-        return f"LLM(model={self.model!r}, settings={self.settings!r}, usage={self.usage!r})"
+        return f"LLM(model={self.model!r}, settings={redact(self.settings)!r}, usage={self.usage!r})"
 
     def with_settings(self, *, extra: Mapping[str, Any] | None = None, **settings: Any) -> LLM:
         """A copy of this client (see the class docstring) with some sampling settings
@@ -307,10 +314,13 @@ class LLM:
             if hit is not None:
                 return self._finish(req, hit, start, cached=True, attempts=0)
         self.usage.begin_call()
+        secrets = req.secrets()
         try:
-            resp, attempts = self.retry.call(lambda: self.transport.complete(req))
-        except BaseException:
+            with secrets_in_scope(secrets):
+                resp, attempts = self.retry.call(lambda: self.transport.complete(req))
+        except BaseException as exc:
             self.usage.end_call(None)
+            scrub_error(exc, secrets)
             raise
         done = self._finish(req, resp, start, cached=False, attempts=attempts)
         self.usage.end_call(done.usage)
@@ -326,10 +336,13 @@ class LLM:
             if hit is not None:
                 return self._finish(req, hit, start, cached=True, attempts=0)
         self.usage.begin_call()
+        secrets = req.secrets()
         try:
-            resp, attempts = await self.retry.acall(lambda: self.transport.acomplete(req))
-        except BaseException:
+            with secrets_in_scope(secrets):
+                resp, attempts = await self.retry.acall(lambda: self.transport.acomplete(req))
+        except BaseException as exc:
             self.usage.end_call(None)
+            scrub_error(exc, secrets)
             raise
         done = self._finish(req, resp, start, cached=False, attempts=attempts)
         self.usage.end_call(done.usage)
@@ -342,7 +355,8 @@ class LLM:
     ) -> Completion:
         if cached:
             self.usage.record_cache_hit()
-        done = completion_of(req, resp, time.perf_counter() - start, cached=cached, attempts=attempts)
+        price = functools.partial(self.transport.price, req.model)  # for an impossible reported price
+        done = completion_of(req, resp, time.perf_counter() - start, cached=cached, attempts=attempts, price=price)
         logger.debug(
             "llm call model=%s key=%s cached=%s tokens=%d+%d cost=%s latency=%.3fs",
             done.model,

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tracegrad._secrets import scrub
 from tracegrad.llm.errors import LLMCallError, LLMError
 from tracegrad.llm.request import LLMRequest, Message, TransportResponse
 from tracegrad.llm.tokens import estimate_tokens, message_text
+
+logger = logging.getLogger("tracegrad.llm")
 
 
 class Transport(ABC):
@@ -141,6 +147,16 @@ class ScriptedTransport(Transport):
         return len(self._items)
 
 
+class _ReplayEntry(BaseModel):
+    """One line of a replay file (the request is kept for people and for the mode)."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    key: str
+    request: dict[str, Any]
+    response: TransportResponse
+
+
 class ReplayTransport(Transport):
     """Answers from a JSONL file of recorded requests and responses, by request key.
 
@@ -148,6 +164,12 @@ class ReplayTransport(Transport):
     its answer appended to the file (recording mode); without it, a miss raises
     :class:`LLMCallError` (kind ``replay_miss``). Tokens are counted and priced by
     ``record_from`` when there is one.
+
+    A line that is not a replay entry (not JSON, invalid UTF-8, a field of the wrong
+    type) makes the file unreadable: :class:`LLMError` names the line and what is wrong.
+    Only an unfinished last line, left by a recording that was killed mid-write, is
+    skipped with a warning (and cut off before the next entry is recorded). Recorded
+    entries hold no credentials (see ``LLMRequest.key_data``).
     """
 
     def __init__(self, path: str | Path, *, record_from: Transport | None = None) -> None:
@@ -156,16 +178,31 @@ class ReplayTransport(Transport):
         self._lock = threading.Lock()
         self._entries: dict[str, TransportResponse] = {}
         self._modes: dict[str, str] = {}
+        self._torn_at: int | None = None  # where an unfinished last line starts
         if self.path.exists():
-            for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise LLMError(f"cannot read the replay file {self.path}: {exc}") from None
+        lines = data.split(b"\n")
+        offset = 0
+        for n, line in enumerate(lines, 1):
+            start, offset = offset, offset + len(line) + 1
+            if not line.strip():
+                continue
+            try:
+                entry = _ReplayEntry.model_validate_json(line)
+            except ValidationError as exc:
+                if n == len(lines):  # no newline after it: a write that did not finish
+                    logger.warning("%s:%d: skipping an unfinished last line (%s)", self.path, n, _reason(exc))
+                    self._torn_at = start
                     continue
-                try:
-                    entry = json.loads(line)
-                    self._entries[entry["key"]] = TransportResponse.from_json(entry["response"])
-                    self._note_mode(entry["request"])
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise LLMError(f"{self.path}:{n}: not a replay entry: {exc}") from exc
+                raise LLMError(f"{self.path}:{n} is not a replay entry: {_reason(exc)}") from None
+            self._entries[entry.key] = entry.response
+            self._note_mode(entry.request)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -183,8 +220,13 @@ class ReplayTransport(Transport):
         return hit
 
     def _record(self, request: LLMRequest, response: TransportResponse) -> None:
+        secrets = request.secrets()
         line = json.dumps(
-            {"key": request.key, "request": request.key_data(), "response": json.loads(response.to_json())},
+            {
+                "key": request.key,
+                "request": request.key_data(),
+                "response": scrub(json.loads(response.to_json()), secrets),
+            },
             ensure_ascii=False,
             default=str,
         )
@@ -193,6 +235,9 @@ class ReplayTransport(Transport):
             self._note_mode(request.key_data())
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
+                if self._torn_at is not None:  # cut off the unfinished line first
+                    f.truncate(self._torn_at)
+                    self._torn_at = None
                 f.write(line + "\n")
 
     def complete(self, request: LLMRequest) -> TransportResponse:
@@ -240,3 +285,10 @@ class ReplayTransport(Transport):
         if self.record_from is not None:
             return self.record_from.price(model, prompt_tokens, completion_tokens)
         return None
+
+
+def _reason(exc: ValidationError) -> str:
+    """What is wrong with a line, in a few words (the first validation error)."""
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(x) for x in err.get("loc", ()))
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
