@@ -12,11 +12,17 @@ from tracegrad.llm import LLM, RetryPolicy, ScriptedTransport
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path, monkeypatch):
-    """Each test gets its own cache directory and no model from the environment."""
+def _isolated_env(request, tmp_path, monkeypatch):
+    """Each test gets its own cache directory and no model from the environment: not
+    even the embedded local model where it is installed, except in the tests of the
+    ``local_model`` tier, which use it."""
     monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("TRACEGRAD_MODEL", raising=False)
     monkeypatch.delenv("TRACEGRAD_API_BASE", raising=False)
+    if request.node.get_closest_marker("local_model") is None:
+        import tracegrad.llm.config
+
+        monkeypatch.setattr(tracegrad.llm.config, "_default_model", lambda: None)
 
 
 class Sleeps(list):

@@ -23,9 +23,8 @@ from pydantic import BaseModel
 from tracegrad._secrets import install_filter, redact, scrub_error, secrets_in_scope
 from tracegrad.llm import structured as so
 from tracegrad.llm.cache import ResponseCache
-from tracegrad.llm.config import API_BASE_ENV, as_messages, resolve_model
+from tracegrad.llm.config import API_BASE_ENV, as_messages, default_transport, resolve_model
 from tracegrad.llm.errors import LLMCallError, LLMConfigError
-from tracegrad.llm.litellm_transport import LiteLLMTransport
 from tracegrad.llm.request import Completion, LLMRequest, Message, TransportResponse, completion_of
 from tracegrad.llm.retry import RetryPolicy
 from tracegrad.llm.settings import (
@@ -49,11 +48,14 @@ class LLM:
     output.
 
     Args:
-        model: a litellm model name (default: ``$TRACEGRAD_MODEL``).
+        model: a litellm model name, or ``local`` for the embedded model
+            (``local/<path>.gguf`` for another GGUF file); default:
+            ``$TRACEGRAD_MODEL``, else the embedded model when installed.
         api_base: the server's URL, e.g. a local OpenAI-compatible one (default:
             ``$TRACEGRAD_API_BASE``).
         api_key: the provider key (default: the provider's usual environment variable).
-        transport: how requests reach a model (default: ``LiteLLMTransport()``).
+        transport: how requests reach a model (default: ``LocalTransport()`` for local
+            models, else ``LiteLLMTransport()``).
         cache: ``True`` caches every request, ``False`` none; by default only requests
             at temperature 0 are cached (an unset temperature is the provider's default,
             which samples). A :class:`ResponseCache` picks the store, keeping that rule.
@@ -110,7 +112,7 @@ class LLM:
         self.model = resolve_model(model)
         self.api_base = api_base or os.environ.get(API_BASE_ENV) or None
         self.api_key = api_key
-        self.transport = transport if transport is not None else LiteLLMTransport()
+        self.transport = transport if transport is not None else default_transport(self.model)
         if usage is not None and budget is not None:
             raise LLMConfigError("pass the budget to the shared Usage(budget=...), not to LLM")
         self.usage = usage if usage is not None else Usage(budget)

