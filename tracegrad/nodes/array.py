@@ -180,6 +180,20 @@ class Array(Kind):
         bounds = describe_bounds(self.low, self.high)
         return f"array of {dtype}, {shape}" + (f", every element{bounds}" if bounds else "")
 
+    def json_schema(self) -> dict[str, Any]:
+        """Nested lists of numbers, as deep as the shape (any depth without one)."""
+        item: dict[str, Any] = {"type": "number"}
+        for k, v in (("minimum", self.low), ("maximum", self.high)):
+            if v is not None:
+                item[k] = v
+        if self.dtype is not None and "complex" in self.dtype:
+            return {}
+        if self.shape is None:
+            return {"type": ["array", "number"]}
+        for size in reversed(self.shape):
+            item = {"type": "array", "items": item, "minItems": size, "maxItems": size}
+        return item
+
     def to_json(self, value: Any) -> Any:
         return array_to_json(value)
 

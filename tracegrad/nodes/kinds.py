@@ -36,6 +36,10 @@ def _int_adapter(low: int | None, high: int | None) -> TypeAdapter:
     return TypeAdapter(Annotated[int, Field(ge=low, le=high)])
 
 
+def _bounds_schema(low: float | None, high: float | None) -> dict[str, float]:
+    return {k: v for k, v in (("minimum", low), ("maximum", high)) if v is not None}
+
+
 def _check(adapter: TypeAdapter, value: Any, expected: str) -> Any:
     try:
         return adapter.validate_python(value)
@@ -65,6 +69,9 @@ class Text(Kind):
     def describe(self) -> str:
         return "text" + (f" (at most {self.max_length} characters)" if self.max_length else "")
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", **({"maxLength": self.max_length} if self.max_length else {})}
+
 
 @kind_dataclass
 class Number(Kind):
@@ -89,6 +96,9 @@ class Number(Kind):
     def describe(self) -> str:
         return "number" + describe_bounds(self.low, self.high)
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "number", **_bounds_schema(self.low, self.high)}
+
 
 @kind_dataclass
 class Integer(Kind):
@@ -112,6 +122,9 @@ class Integer(Kind):
 
     def describe(self) -> str:
         return "integer" + describe_bounds(self.low, self.high)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "integer", **_bounds_schema(self.low, self.high)}
 
 
 @kind_dataclass
@@ -139,6 +152,14 @@ class Choice(Kind):
 
     def describe(self) -> str:
         return f"choice, one of {list(self.options)!r}"
+
+    def json_schema(self) -> dict[str, Any]:
+        options = [self.to_json(o) for o in self.options]
+        try:
+            json.dumps(options, allow_nan=False)
+        except (TypeError, ValueError):  # options without a JSON form: named by their text
+            return {"enum": [str(o) for o in self.options]}
+        return {"enum": options}
 
 
 @kind_dataclass
@@ -194,6 +215,14 @@ class Structure(Kind):
         if self._adapter is None:
             return "json"
         return f"json matching the schema {json.dumps(self._adapter.json_schema(), separators=(',', ':'))}"
+
+    def json_schema(self) -> dict[str, Any]:
+        if self._adapter is None:
+            return {}
+        try:
+            return self._adapter.json_schema()
+        except Exception:  # a type without a JSON schema: any JSON, validated on receipt
+            return {}
 
 
 @kind_dataclass
@@ -253,6 +282,9 @@ class Code(Kind):
     def describe(self) -> str:
         keyword = "async def" if self.is_async else "def"
         return f"code: Python source of `{keyword} {self.function}({self.format_signature(self.signature)})`"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string"}
 
 
 def _ast_signature(args: ast.arguments) -> tuple[tuple[str, str, bool], ...]:

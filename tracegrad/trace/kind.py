@@ -26,6 +26,14 @@ class Kind:
         """The kind and its constraints, in words."""
         return self.name
 
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of the values a model may suggest for this kind (``{}``: any JSON).
+
+        Optimizers give it to models that decode under a schema, so that a suggested
+        value has the right type and constraints; ``validate`` still has the last word.
+        """
+        return {}
+
     def to_json(self, value: Any) -> Any:
         """A JSON-compatible form of a valid value."""
         return value

@@ -31,7 +31,7 @@ from tracegrad.nodes.module import Module
 from tracegrad.optimizers.base import Optimizer, ParameterUpdate, Proposal
 from tracegrad.optimizers.llm.problem import Problem
 from tracegrad.optimizers.llm.render import render_problem
-from tracegrad.optimizers.llm.suggestions import Reply, ReplyCheck
+from tracegrad.optimizers.llm.suggestions import ReplyCheck, reply_type
 from tracegrad.trace import ParameterNode
 
 if TYPE_CHECKING:
@@ -248,13 +248,14 @@ class LLMOptimizer(Optimizer):
         return self._conclude(ask, done, started, time.perf_counter() - call_started)
 
     def _call_options(self, ask: _Ask, sample: int) -> dict[str, Any]:
-        """The options of a proposal's one client call: the reply schema and its check,
+        """The options of a proposal's one client call: the reply schema of the step's
+        variables and its check,
         the repair turns ``max_attempts`` leaves, the sample, the call settings (whose
         ``extra`` parameters go as the client's ``extra``)."""
         sampling = {k: v for k, v in self.call_settings.items() if k in SAMPLING}
         extra = {k: v for k, v in self.call_settings.items() if k not in SAMPLING}
         return {
-            "schema": Reply,
+            "schema": reply_type(ask.prompt.variables),
             "check": ask.check,
             "repairs": self.max_attempts - 1,
             "sample_index": sample or None,

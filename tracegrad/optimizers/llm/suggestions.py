@@ -1,6 +1,11 @@
 """What a model must answer, and how its replies and suggested values are checked.
 
-The reply schema is ``{reasoning, answer, suggestion: {name: value}}``. Each suggested
+The reply schema is ``{reasoning, answer, suggestion: {name: value}}``. Each step's
+schema is built from its variables (:func:`reply_schema`): their names are the only
+keys of ``suggestion``, each typed by its kind (a number within its bounds, a choice as
+an enum, code and text as strings), and the reasoning is bounded, so that a model that
+decodes under the schema (llama.cpp's grammar, providers' JSON-schema modes) cannot
+write an invalid suggestion or ramble. Replies are still parsed leniently. Each suggested
 value is converted to its parameter's kind (numbers from numeric text, code out of
 markdown fences, ...) and validated by the kind; anything that fails, or names a
 variable the model was not shown, becomes a ``Rejection`` with a reason the model can
@@ -15,6 +20,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -29,6 +35,8 @@ from tracegrad.trace import ParameterNode
 
 _FENCED = re.compile(r"^\s*```[\w+-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
 PREVIEW_CHARS = 200
+#: The longest reasoning a reply schema allows (a sentence or two).
+REASONING_CHARS = 400
 
 
 class Reply(BaseModel):
@@ -69,6 +77,44 @@ class Reply(BaseModel):
             if key in names and key not in out:
                 out[key] = value
         return out
+
+
+def reply_schema(variables: Mapping[str, ParameterNode]) -> dict[str, Any]:
+    """The JSON schema of a reply about these variables (see the module docstring)."""
+    return {
+        "title": "Reply",
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string", "maxLength": REASONING_CHARS},
+            "answer": {"type": ["string", "null"]},
+            "suggestion": {
+                "type": "object",
+                "properties": {name: p.kind.json_schema() for name, p in variables.items()},
+                "additionalProperties": False,
+            },
+        },
+        "required": ["reasoning", "suggestion"],
+        "additionalProperties": False,
+    }
+
+
+def reply_type(variables: Mapping[str, ParameterNode]) -> type[Reply]:
+    """``Reply`` with the JSON schema of a reply about these variables: what a step asks
+    for (the client sends its schema); parsing stays ``Reply``'s, lenient."""
+    return _reply_type(json.dumps(reply_schema(variables), sort_keys=True))
+
+
+@lru_cache(maxsize=64)
+def _reply_type(schema_text: str) -> type[Reply]:
+    schema = json.loads(schema_text)
+
+    class StepReply(Reply):
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return json.loads(schema_text)
+
+    StepReply.__name__ = StepReply.__qualname__ = schema["title"]
+    return StepReply
 
 
 def _dump(value: Any) -> str:
