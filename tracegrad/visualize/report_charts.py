@@ -124,10 +124,14 @@ class _Frame:
                 f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{escape(fmt(tick))}</text>'
             )
         lo, hi = math.ceil(self.x0), math.floor(self.x1)
-        every = max(1, math.ceil((hi - lo + 1) / max(2, (right - left) // 48)))
-        for step in range(lo, hi + 1, every):
+        wanted = max(3, (right - left) // 40)
+        steps = list(range(lo, hi + 1))
+        if len(steps) > wanted:  # round numbers, and the first step
+            ticks = [t for t in nice_ticks(lo, hi, wanted) if lo < t <= hi]
+            steps = [lo, *(t for t in ticks if (t - lo) >= (ticks[-1] - lo) / (2 * len(ticks)))]
+        for step in steps:
             x = self.x(step)
-            out.append(f'<text x="{x:.1f}" y="{bottom + 16}" font-size="11" text-anchor="middle">{step}</text>')
+            out.append(f'<text x="{x:.1f}" y="{bottom + 16}" font-size="11" text-anchor="middle">{step:g}</text>')
         out.append(
             f'<text x="{(left + right) / 2}" y="{self.height - 4}" font-size="11" text-anchor="middle">step</text>'
         )
