@@ -47,6 +47,7 @@ from tracegrad.nodes.kinds import Number
 from tracegrad.nodes.module import Module
 from tracegrad.optimizers.base import Optimizer, Proposal, StepReport, is_loss_value
 from tracegrad.optimizers.jax.compile import check_differentiable, current_values
+from tracegrad.optimizers.jax.progress import FitProgress
 from tracegrad.optimizers.jax.replay import Analysis, Program, ReplayCache, analyze, build_program
 from tracegrad.optimizers.jax.state import tree_from_json, tree_to_json
 from tracegrad.trace import Node, ParameterNode
@@ -256,7 +257,7 @@ class JaxOptimizer(Optimizer):
         }
         return self._proposal(self._values(new), self._report("updated", details=details), (state, losses))
 
-    def fit(self, steps: int, *, scan: bool = False) -> StepReport:
+    def fit(self, steps: int, *, scan: bool = False, quiet: bool = False) -> StepReport:
         """Run ``steps`` compiled steps on the registered losses, else on those of the last
         committed step (same inputs each step).
 
@@ -267,10 +268,13 @@ class JaxOptimizer(Optimizer):
         steps). Returns one report counting ``steps`` steps: ``details["losses"]`` holds
         the loss before each step; ``details["loss"]`` and ``["grad_norm"]`` are those of
         the last step (as ``step()`` reports them: at the values before its update).
+        A progress bar on stderr shows the steps and the loss, unless ``quiet``.
         """
-        return self.apply(self.propose_fit(steps, scan=scan))
+        proposal = self.propose_fit(steps, scan=scan, quiet=quiet)
+        self._announce(proposal)
+        return self.apply(proposal)
 
-    def propose_fit(self, steps: int, *, scan: bool = False) -> Proposal:
+    def propose_fit(self, steps: int, *, scan: bool = False, quiet: bool = False) -> Proposal:
         """``fit(steps)`` as a proposal: the values and state after ``steps`` steps."""
         if steps < 1:
             raise ValueError("fit() needs at least one step")
@@ -280,19 +284,26 @@ class JaxOptimizer(Optimizer):
         entry, analysis = self._entry(losses)
         traces = entry.program.traces
         params, state, inputs = current_values(self._named), self.opt_state, tuple(analysis.inputs)
-        if scan:
-            p, s, history, stats = self._run(entry, analysis, entry.scan(steps), params, state, inputs)
-        else:  # lean steps (the work of a hand-written step), the last one checked
-            p, s, history = params, state, []
-            if steps > 1:
-                p, s, loss = self._run(entry, analysis, entry.lean_step, p, s, inputs)
-                history.append(loss)
-                chained = entry.chained_step
-                for _ in range(steps - 2):
-                    p, s, loss = chained(p, s, inputs)
+        bar = FitProgress(steps, quiet=quiet)
+        try:
+            if scan:
+                p, s, history, stats = self._run(entry, analysis, entry.scan(steps), params, state, inputs)
+            else:  # lean steps (the work of a hand-written step), the last one checked
+                p, s, history = params, state, []
+                if steps > 1:
+                    p, s, loss = self._run(entry, analysis, entry.lean_step, p, s, inputs)
                     history.append(loss)
-            p, s, stats = self._run(entry, analysis, entry.step, p, s, inputs)
-        history, stats = jax.device_get((history, stats))
+                    bar.step(loss)
+                    chained = entry.chained_step
+                    for _ in range(steps - 2):
+                        p, s, loss = chained(p, s, inputs)
+                        history.append(loss)
+                        bar.step(loss)
+                p, s, stats = self._run(entry, analysis, entry.step, p, s, inputs)
+            history, stats = jax.device_get((history, stats))
+            bar.close(float(stats[0]))
+        finally:
+            bar.close()
         last_loss, grad_norm, finite = (float(v) for v in stats)
         loss_h = np.append(np.asarray(history, dtype=np.float64).reshape(-1), last_loss)
         if not (finite and np.isfinite(loss_h).all()):
