@@ -14,6 +14,12 @@ Four pieces of per-context state, none of them global:
 
 Code outside the engine uses the functions and context managers below, never the
 context variables themselves.
+
+Blocks that turn recording on or off (``no_trace``, ``tracing``, a bundled function's
+run) may end in any order: each one takes back only its own setting, and one ended in
+another context (a generator closed elsewhere) changes nothing there. A generator,
+though, runs in its caller's context, so a block entered in a generator holds in the
+caller too while the generator is paused, as ``decimal.localcontext`` does.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
     from tracegrad.trace.node import Node
 
 TRACING: ContextVar[bool] = ContextVar("tracegrad_tracing", default=True)
+# The open blocks that set TRACING, innermost last, and the value it had before the first.
+_SETTINGS: ContextVar[tuple[bool, tuple[_Setting, ...]]] = ContextVar("tracegrad_tracing_blocks", default=(True, ()))
 # The observers of recorded operations: ``recording()`` blocks, and the children keeper.
 RECORDINGS: ContextVar[tuple[Recording | ChildKeeper, ...]] = ContextVar("tracegrad_recordings", default=())
 # Inside a bundled function: the list that collects nodes whose ``.data`` was read.
@@ -74,6 +82,36 @@ class ChildKeeper:
 _KEEPER = ChildKeeper()
 
 
+class _Setting:
+    """One open block's setting of ``TRACING`` (compared by identity)."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+
+def _set_tracing(enabled: bool) -> _Setting:
+    """Open a block that sets recording to ``enabled``; ``_unset_tracing`` closes it."""
+    base, open_ = _SETTINGS.get()
+    setting = _Setting(enabled)
+    _SETTINGS.set((base if open_ else TRACING.get(), (*open_, setting)))
+    TRACING.set(enabled)
+    return setting
+
+
+def _unset_tracing(setting: _Setting) -> None:
+    """Close ``setting``'s block: recording is then what the innermost other open block
+    says, or what it was before any; closing a block this context never opened (one
+    entered in another context) changes nothing."""
+    base, open_ = _SETTINGS.get()
+    if setting not in open_:
+        return
+    rest = tuple(s for s in open_ if s is not setting)
+    _SETTINGS.set((base, rest))
+    TRACING.set(rest[-1].enabled if rest else base)
+
+
 def is_tracing() -> bool:
     """Whether operations on nodes are being recorded in the current context."""
     return TRACING.get()
@@ -81,12 +119,13 @@ def is_tracing() -> bool:
 
 @contextmanager
 def tracing(enabled: bool = True) -> Iterator[None]:
-    """Turn recording on or off for the block; nests and restores on exit."""
-    token = TRACING.set(enabled)
+    """Turn recording on or off for the block; nests and restores on exit (see the
+    module docstring for blocks that end out of order, and for generators)."""
+    setting = _set_tracing(enabled)
     try:
         yield
     finally:
-        TRACING.reset(token)
+        _unset_tracing(setting)
 
 
 @contextmanager
@@ -105,7 +144,9 @@ def no_trace():
     """Run a block without recording: operations on nodes return parentless nodes.
 
     Re-entrant: nested ``no_trace`` blocks, and ``tracing(True)`` inside one, restore
-    the outer state on exit.
+    the outer state on exit. Entered in a generator, the block also holds in the caller
+    while the generator is paused (a generator runs in its caller's context); to keep
+    it inside, open it around the work between two yields.
     """
     return tracing(False)
 
@@ -115,11 +156,11 @@ def running_bundle(reads: list[Node]) -> Iterator[list[Node]]:
     """While a bundled function runs: collect its reads of ``Node.data`` in ``reads``
     and record no operations (nested bundles and operators just run)."""
     reads_token = READS.set(reads)
-    tracing_token = TRACING.set(False)
+    setting = _set_tracing(False)
     try:
         yield reads
     finally:
-        TRACING.reset(tracing_token)
+        _unset_tracing(setting)
         READS.reset(reads_token)
 
 
