@@ -7,7 +7,9 @@ Modes, strongest first:
 * ``json_object`` — the provider guarantees JSON; the schema goes in the prompt;
 * ``text`` — plain text; the schema goes in the prompt and the reply is repaired
   (JSON inside prose or code fences, trailing commas, single quotes, Python literals,
-  raw newlines in strings) before validation.
+  raw newlines in strings) before validation. Repair is for replies up to
+  ``REPAIR_MAX_CHARS`` long: the repairer's time grows with the square of the length
+  of an unterminated string, and a reply that long is cut off, not almost JSON.
 
 A reply that cannot be used is shown back to the model in one bounded repair turn
 (``repair_prompt``); the loop of turns is ``tracegrad.llm.structured_run``'s.
@@ -28,6 +30,8 @@ from tracegrad._text import marker, truncate
 from tracegrad.llm.request import Message, json_schema
 
 MODES = ("json_schema", "json_object", "text")
+#: The longest reply that is repaired (about 0.3 s at worst); a longer one must parse as it is.
+REPAIR_MAX_CHARS = 50_000
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 
@@ -123,7 +127,7 @@ def _candidates(text: str) -> list[Any]:
     for chunk in [stripped, *(m.group(1).strip() for m in _FENCE.finditer(text))]:
         with contextlib.suppress(ValueError, RecursionError):
             found.append(json.loads(chunk))
-    if found:
+    if found or len(text) > REPAIR_MAX_CHARS:
         return found
     try:
         from json_repair import repair_json
@@ -143,7 +147,7 @@ def extract_json(text: str) -> Any:
     """
     found = _candidates(text if isinstance(text, str) else str(text))
     if not found:
-        raise ParseFailure("the reply contains no JSON object")
+        raise ParseFailure(_no_json(text))
     return found[0]
 
 
@@ -155,7 +159,7 @@ def parse_structured(text: str, schema: type[BaseModel]) -> BaseModel:
     """
     found = _candidates(text if isinstance(text, str) else str(text))
     if not found:
-        raise ParseFailure("the reply contains no JSON object")
+        raise ParseFailure(_no_json(text))
     first_error: str | None = None
     for value in found:
         try:
@@ -163,6 +167,12 @@ def parse_structured(text: str, schema: type[BaseModel]) -> BaseModel:
         except ValidationError as exc:
             first_error = first_error or _short(exc)
     raise ParseFailure(f"the JSON does not match the schema {schema_name(schema)}: {first_error}")
+
+
+def _no_json(text: Any) -> str:
+    if len(str(text)) > REPAIR_MAX_CHARS:
+        return f"the reply is not JSON, and at {len(str(text))} characters too long to repair (over {REPAIR_MAX_CHARS})"
+    return "the reply contains no JSON object"
 
 
 def _short(exc: ValidationError) -> str:
