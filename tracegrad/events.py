@@ -17,6 +17,8 @@ A training run emits, in order::
 proposals, evaluations of candidates or decision; a step cut short by a spent budget
 or an error has no ``StepEnded``). A failing run emits ``ErrorRaised`` and then
 ``RunEnded`` with its ``error``, so a subscriber can always close on ``RunEnded``.
+With a run directory, ``StepEnded`` comes before the step's checkpoint is written and
+``RunEnded`` after the final one (a subscriber can report on the finished directory).
 An optimizer used on its own emits ``Proposed`` from ``step()`` and ``Decided`` from
 ``apply()``.
 
@@ -121,6 +123,7 @@ class StepStarted(Event):
 class StepEnded(Event):
     """A training step ended (see ``StepRecord`` for ``status`` and the scores).
 
+    ``parameters`` are the values the step ended with (those of ``version``) and
     ``changes`` maps each parameter the step changed to ``{"old": ..., "new": ...}``;
     ``spend`` is the step's cost, ``total`` the run's so far; ``record`` the whole
     ``StepRecord`` and ``reports`` its proposals' ``StepReport`` data (the exact request
@@ -140,6 +143,7 @@ class StepEnded(Event):
     parent: str = ""
     version: str = ""
     reason: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     spend: dict[str, Any] = field(default_factory=dict)
     total: dict[str, Any] = field(default_factory=dict)

@@ -122,6 +122,7 @@ def test_a_callback_receives_the_runs_events_in_order():
     ]
     ended = seen[-2]
     assert ended.record == history[1].to_json() and ended.version == history.best_version
+    assert seen[6].parameters == {"suffix": "?"} and ended.parameters == {"suffix": "!"}
     assert ended.total["calls"] == 2 and ended.total["cost_usd"] == pytest.approx(0.002)
     assert json.loads(ended.reports[0]["reply"]) == {"suffix": "!"}
     assert all(json.dumps(e.to_json()) for e in seen)  # every event is JSON data

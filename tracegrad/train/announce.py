@@ -70,6 +70,7 @@ class Announcer:
                 parent=record.parent,
                 version=record.version,
                 reason=record.reason,
+                parameters=dict(after),
                 changes=changes if record.accepted else {},
                 spend=record.spend.to_json(),
                 total=t.history.spend.to_json(),

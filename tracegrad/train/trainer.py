@@ -322,8 +322,12 @@ class Trainer:
         if final.score is not None:
             history.best_score = final.score
         history.stop_reason = reason
-        self.announce.run_ended(reason)
+        # the final state is on disk before RunEnded (a subscriber may report on it), and
+        # checkpointed again with the log's stop line, so resuming keeps that line
         self._checkpoint(*self.position)
+        if self.events:
+            self.announce.run_ended(reason)
+            self._checkpoint(*self.position)
 
     # -- files --------------------------------------------------------------
     def _checkpoint(self, epoch: int, batch: int) -> None:
