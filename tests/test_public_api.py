@@ -10,7 +10,7 @@ import pytest
 
 import tracegrad
 
-HEAVY = ("litellm", "jax", "optax", "ray")
+HEAVY = ("litellm", "jax", "optax", "ray", "mlflow")
 
 
 def loaded_after(code: str) -> list[str]:

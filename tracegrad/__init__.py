@@ -134,6 +134,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
             "ErrorRaised",
         )
     },
+    # a training run in MLflow (MLflow itself is imported on the first event)
+    "MLflowLogger": ("tracegrad.train.mlflow", "MLflowLogger"),
     # pictures (graphviz is imported only when drawing)
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),
