@@ -51,10 +51,10 @@ def test_golden_layout():
         "#Variables\n"
         "greeting='hi!'  # what we say\n"
         "times=2  # integer in [1, 5]\n"
-        f"score_code =  # {score.parameter.kind.describe()}; the code of the function score\n"
+        f"score_code =  # {score.parameter.kind.describe()}; its docstring, kept as it is: Count the "
+        "exclamation marks; the code of the function score\n"
         "```\n"
         "def score(text):\n"
-        '    """Count the exclamation marks."""\n'
         '    return text.count("!")\n'
         "```\n"
         "\n"
@@ -74,9 +74,9 @@ def test_code_variable_shows_its_source_once_and_not_as_documentation():
     out.backward("more")
     problem = _problem([score.parameter])
     assert [e.name for e in problem.variables] == ["score_code"]
-    assert problem.functions == []  # the docstring is inside the shown code
+    assert problem.functions == []  # the docstring is in the variable's note
     rendered = render_problem(problem)
-    assert rendered.count("Count the exclamation marks.") == 1
+    assert rendered.count("Count the exclamation marks") == 1
 
 
 def test_variables_keep_their_own_names_even_when_another_node_has_it():

@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tracegrad._text import truncate
+from tracegrad.nodes.kinds import Code
 from tracegrad.nodes.nested import inner_graph
+from tracegrad.optimizers.llm.docstrings import split_docstring
 from tracegrad.optimizers.llm.values import feedback_text, value_text
 from tracegrad.trace import (
     Node,
@@ -72,11 +75,20 @@ class Problem:
     parameters: dict[str, ParameterNode] = field(default_factory=dict)
 
 
+#: The most characters of a code variable's docstring shown in its note.
+DOCSTRING_CHARS = 300
+
+
 def variable_note(param: ParameterNode) -> str:
     """The kind's constraints and the parameter's description (the bare kind of a plain
     number or text says nothing its value does not already show)."""
     described = param.kind.describe()
     parts = [described] if described != param.kind.name else []
+    if isinstance(param.kind, Code):
+        doc = split_docstring(str(param.value), param.kind.function)[1]
+        if doc:
+            shown = truncate(" ".join(doc.split()), DOCSTRING_CHARS).rstrip(".")
+            parts.append(f"its docstring, kept as it is: {shown}")
     if param.description:
         parts.append(param.description)
     return "; ".join(parts)

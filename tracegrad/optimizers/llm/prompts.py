@@ -12,7 +12,7 @@ from tracegrad._text import marker
 _CUT = marker("N")  # type: ignore[arg-type]
 
 REPLY_FORMAT = (
-    'Reply with a JSON object: {"reasoning": "<what the feedback implies for the variables>", '
+    'Reply with a JSON object: {"reasoning": "<in a sentence or two, what the feedback implies for the variables>", '
     '"answer": <answer if the instruction asks for one, else null>, "suggestion": {"<variable>": '
     "<new value>}}. Suggest only #Variables, each value of its kind; code must be a complete "
     "definition with the same function name and signature. An empty suggestion changes nothing."

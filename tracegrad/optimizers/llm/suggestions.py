@@ -31,12 +31,13 @@ from tracegrad.llm.request import Completion
 from tracegrad.llm.structured import clean_text
 from tracegrad.nodes.kinds import Code, Integer, Number, Text
 from tracegrad.optimizers.base import Rejection
+from tracegrad.optimizers.llm.docstrings import restore_docstring, split_docstring
 from tracegrad.trace import ParameterNode
 
 _FENCED = re.compile(r"^\s*```[\w+-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
 PREVIEW_CHARS = 200
 #: The longest reasoning a reply schema allows (a sentence or two).
-REASONING_CHARS = 400
+REASONING_CHARS = 300
 
 
 class Reply(BaseModel):
@@ -150,13 +151,15 @@ def _has_invalid_text(value: Any, depth: int = 0) -> bool:
 def coerce(param: ParameterNode, value: Any) -> Any:
     """Bring a model's value into the shape the parameter's kind expects.
 
-    Only unambiguous conversions: code taken out of a markdown fence, numbers for text,
+    Only unambiguous conversions: code taken out of a markdown fence (and given back the
+    current docstring when it has none, see ``docstrings``), numbers for text,
     numeric strings trimmed for numbers. The kind's own validation decides the rest.
     """
     kind = param.kind
     if isinstance(kind, Code) and isinstance(value, str):
         fenced = _FENCED.match(value)
-        return fenced.group(1) if fenced else value
+        code = fenced.group(1) if fenced else value
+        return restore_docstring(code, kind.function, split_docstring(str(param.value), kind.function)[1])
     if isinstance(kind, Text) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if isinstance(kind, (Number, Integer)) and isinstance(value, str):

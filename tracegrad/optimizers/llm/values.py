@@ -7,6 +7,7 @@ from typing import Any
 
 from tracegrad._text import literal
 from tracegrad.nodes.kinds import Code
+from tracegrad.optimizers.llm.docstrings import split_docstring
 from tracegrad.trace import ErrorNode, Node, ParameterNode
 
 #: Traceback lines kept for an error value (its last frames and the message).
@@ -16,13 +17,14 @@ _MARKERS = re.compile(r"^\s*[\^~]+\s*$")
 
 
 def value_text(node: Node) -> str:
-    """The value of ``node`` as prompt text: code verbatim, errors with their traceback
-    tail, everything else as a Python literal (``repr``)."""
+    """The value of ``node`` as prompt text: code verbatim (a code variable without its
+    docstring, see ``docstrings``), errors with their traceback tail, everything else as
+    a Python literal (``repr``)."""
     if isinstance(node, ErrorNode):
         return error_text(node)
     value = node.value
     if isinstance(node, ParameterNode) and isinstance(node.kind, Code):
-        return str(value).strip("\n")
+        return split_docstring(str(value), node.kind.function)[0].strip("\n")
     return literal(value)
 
 
