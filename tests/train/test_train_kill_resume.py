@@ -74,6 +74,7 @@ def log_events(run_dir: Path) -> list[dict]:
     for e in events:
         if "report" in e:
             e["report"].pop("overhead_ms", None)
+            e["report"].pop("seconds", None)
     return events
 
 
