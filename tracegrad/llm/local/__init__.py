@@ -7,6 +7,7 @@ selects any other GGUF file. Requests run in this process (:class:`LocalTranspor
 need an HTTP endpoint.
 """
 
+from tracegrad.llm.local.server import LlamaServerTransport, LocalServer
 from tracegrad.llm.local.transport import (
     DEFAULT_NAME,
     LocalTransport,
@@ -20,6 +21,8 @@ from tracegrad.llm.local.weights import QWEN_CODER_1_5B, ModelWeights, assemble,
 __all__ = [
     "DEFAULT_NAME",
     "QWEN_CODER_1_5B",
+    "LlamaServerTransport",
+    "LocalServer",
     "LocalTransport",
     "ModelWeights",
     "assemble",

@@ -176,9 +176,7 @@ class LocalTransport(Transport):
         kwargs: dict[str, Any] = {k: request.params[k] for k in _SAMPLING if request.params.get(k) is not None}
         unknown = sorted(set(request.params) - set(_SAMPLING))
         if unknown:
-            raise LLMCallError(
-                f"the local model does not take the settings {', '.join(unknown)}", kind="bad_request"
-            )
+            raise LLMCallError(f"the local model does not take the settings {', '.join(unknown)}", kind="bad_request")
         started = time.perf_counter()
         with lock:
             before = model._input_ids.tolist()

@@ -158,9 +158,7 @@ def verify(path: Path, weights: ModelWeights) -> None:
         raise LLMConfigError(f"{path} has {size:,} bytes, {weights.title} has {weights.size:,}: the file is damaged")
     digest = _digest(path)
     if digest != weights.sha256:
-        raise LLMConfigError(
-            f"{path} has SHA-256 {digest}, {weights.title} has {weights.sha256}: the file is damaged"
-        )
+        raise LLMConfigError(f"{path} has SHA-256 {digest}, {weights.title} has {weights.sha256}: the file is damaged")
 
 
 def assemble(weights: ModelWeights = QWEN_CODER_1_5B, directory: Path | None = None) -> Path:
