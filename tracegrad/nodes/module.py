@@ -98,7 +98,7 @@ class Module:
             try:
                 staged[params[path]] = params[path].kind.from_json(data)
             except InvalidValueError as exc:
-                raise InvalidValueError(exc.reason, name=path) from None
+                raise InvalidValueError(" ".join(exc.reason.split()), name=path) from None  # one line
         assign(staged)
 
     def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> None:
@@ -123,13 +123,33 @@ class Module:
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The raw contents of a module checkpoint (parameters and extra data)."""
+    """The contents of a module checkpoint (parameters and extra data), every field checked.
+
+    A file that is not one (not UTF-8 JSON, another format, a newer version, a field of
+    the wrong type) raises :class:`TracegradError` with one sentence naming the file.
+    """
     payload = read_json(path)
+    where = os.fspath(path)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise TracegradError(f"{os.fspath(path)!r} is not a tracegrad module checkpoint")
-    if payload.get("version", 0) > CHECKPOINT_VERSION:
-        raise TracegradError(f"{os.fspath(path)!r} was written by a newer tracegrad (version {payload['version']})")
-    return payload
+        raise TracegradError(f"{where!r} is not a tracegrad module checkpoint")
+    version = payload.get("version")
+    if type(version) is not int or version < 1:
+        raise TracegradError(f"{where!r} has no valid checkpoint version (a positive integer), got {version!r}")
+    if version > CHECKPOINT_VERSION:
+        raise TracegradError(f"{where!r} was written by a newer tracegrad (version {version})")
+    wrong = next((k for k, t in _FIELDS.items() if k in payload and not isinstance(payload[k], t)), None)
+    if "parameters" not in payload or wrong is not None:
+        field = wrong or "parameters"
+        raise TracegradError(
+            f"{where!r} is not a valid module checkpoint: {field!r} must be {_FIELD_NAMES[field]}, "
+            f"not {type(payload.get(field)).__name__}"
+        )
+    return {**payload, "extra": payload.get("extra", {})}
+
+
+# The checked fields of a checkpoint: their types, and how they are named in errors.
+_FIELDS: dict[str, Any] = {"parameters": dict, "extra": dict, "module": (str, type(None))}
+_FIELD_NAMES = {"parameters": "an object of parameter values", "extra": "an object", "module": "a class name or null"}
 
 
 def model(cls: type[T]) -> type[T]:

@@ -73,7 +73,7 @@ def _staged(saved: dict[str, Any], names: dict[str, Any]) -> dict[Any, Any]:
         try:
             staged[names[name]] = names[name].kind.from_json(data)
         except InvalidValueError as exc:
-            raise InvalidValueError(exc.reason, name=name) from None
+            raise InvalidValueError(" ".join(exc.reason.split()), name=name) from None  # one line
     return staged
 
 

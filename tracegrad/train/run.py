@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tracegrad._io import atomic_write_json, read_json
+from tracegrad._io import atomic_write_json, parse_json, read_json
 from tracegrad.errors import TracegradError
 from tracegrad.events import ErrorRaised, Event, RunEnded, RunStarted, StepEnded
 
@@ -150,15 +151,21 @@ class RunDir:
         return removed
 
     def read(self) -> dict[str, Any]:
-        """The checkpoint's contents, checked to be a training checkpoint."""
+        """The checkpoint's contents, checked to be a training checkpoint whose fields have
+        the types a resumed run reads; anything else raises ``TracegradError``."""
+        where = os.fspath(self.checkpoint_path)
         try:
             data = read_json(self.checkpoint_path)
-        except (OSError, ValueError) as exc:
-            raise TracegradError(f"cannot read the checkpoint {os.fspath(self.checkpoint_path)!r}: {exc}") from exc
+        except OSError as exc:
+            raise TracegradError(f"cannot read the checkpoint {where!r}: {exc}") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise TracegradError(f"{os.fspath(self.checkpoint_path)!r} is not a tracegrad training checkpoint")
-        if data.get("version", 0) > VERSION:
-            raise TracegradError(f"{os.fspath(self.checkpoint_path)!r} was written by a newer tracegrad")
+            raise TracegradError(f"{where!r} is not a tracegrad training checkpoint")
+        version = data.get("version")
+        if type(version) is not int or version < 1:
+            raise TracegradError(f"{where!r} has no valid checkpoint version (a positive integer), got {version!r}")
+        if version > VERSION:
+            raise TracegradError(f"{where!r} was written by a newer tracegrad")
+        _check_fields(data, where)
         return data
 
     def write(self, state: dict[str, Any], cache_entries: Sequence[list[Any]] = ()) -> None:
@@ -171,17 +178,81 @@ class RunDir:
 
     def rewind(self, checkpoint: dict[str, Any] | None) -> list[list[Any]]:
         """Cut the log and cache files back to what ``checkpoint`` recorded (to nothing
-        without one); returns the cache entries kept."""
-        self.log.truncate(int(checkpoint.get("log_offset", 0)) if checkpoint else 0)
-        self.cache.truncate(int(checkpoint.get("cache_offset", 0)) if checkpoint else 0)
+        without one); returns the cache entries kept, each a ``[key, result]`` pair (a
+        malformed cache file raises ``TracegradError`` naming the line)."""
+        offsets = [_offset(checkpoint, k) if checkpoint else 0 for k in ("log_offset", "cache_offset")]
+        self.log.truncate(offsets[0])
+        self.cache.truncate(offsets[1])
         if not self.cache.path.exists():
             return []
-        with self.cache.path.open(encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        entries = []
+        with self.cache.path.open("rb") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                name = f"{os.fspath(self.cache.path)}:{n}"
+                try:
+                    entry = parse_json(line.decode("utf-8"), name)
+                except UnicodeDecodeError:
+                    raise TracegradError(f"{name!r} is not UTF-8 text") from None
+                if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+                    raise TracegradError(f"{name!r} is not an evaluation cache entry (a [key, result] pair)")
+                if not isinstance(entry[1], dict):
+                    raise TracegradError(f"{name!r} is not an evaluation cache entry (its result is not an object)")
+                entries.append(entry)
+        return entries
 
     def close(self) -> None:
         self.log.close()
         self.cache.close()
+
+
+#: The fields a resumed run reads, with the JSON types they must have.
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "step": int,
+    "position": dict,
+    "config": dict,
+    "parameters": dict,
+    "optimizer": dict,
+    "pool": dict,
+    "rng": list,
+    "history": dict,
+    "log_offset": int,
+    "cache_offset": int,
+}
+
+
+def _check_fields(data: dict[str, Any], where: str) -> None:
+    """Raise ``TracegradError`` unless every field of a training checkpoint is usable."""
+    for name, kind in _FIELDS.items():
+        value = data.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise TracegradError(f"{where!r} is not a usable training checkpoint: {name!r} is {_what(value)}")
+    position = data["position"]
+    for name in ("epoch", "batch"):
+        value = position.get(name)
+        if type(value) is not int or value < 0:
+            raise TracegradError(f"{where!r} is not a usable training checkpoint: position {name!r} is {_what(value)}")
+    rng = data["rng"]
+    try:
+        random.Random().setstate((rng[0], tuple(rng[1]), rng[2]))
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        raise TracegradError(f"{where!r} is not a usable training checkpoint: 'rng' is not a random state") from None
+
+
+def _offset(checkpoint: dict[str, Any], name: str) -> int:
+    value = checkpoint.get(name, 0)
+    if type(value) is not int or value < 0:
+        raise TracegradError(f"the checkpoint's {name!r} is not a file length: {_what(value)}")
+    return value
+
+
+def _what(value: Any) -> str:
+    """A value as an error names it: its repr when short, else its type."""
+    if value is None:
+        return "missing or null"
+    shown = repr(value) if isinstance(value, int | float | str) and len(str(value)) <= 40 else None
+    return shown if shown is not None and not isinstance(value, bool) else f"a {type(value).__name__}"
 
 
 __all__ = [

@@ -36,10 +36,9 @@ def tree_to_json(tree: Any) -> dict[str, Any]:
 def tree_from_json(data: Any, like: Any) -> Any:
     """The pytree saved by ``tree_to_json``, shaped like ``like`` (checked leaf by leaf)."""
     template, treedef = jax.tree_util.tree_flatten(like)
-    try:
-        saved = data["leaves"]
-    except (TypeError, KeyError):
-        raise TracegradError("not a saved optimizer state (no 'leaves')") from None
+    saved = data.get("leaves") if isinstance(data, dict) else None
+    if not isinstance(saved, list):
+        raise TracegradError("not a saved optimizer state: it needs 'leaves', a list of arrays")
     if len(saved) != len(template):
         raise TracegradError(
             f"the saved optimizer state has {len(saved)} arrays, this optimizer has {len(template)}: "
@@ -49,8 +48,8 @@ def tree_from_json(data: Any, like: Any) -> Any:
     for i, (entry, ref) in enumerate(zip(saved, template, strict=True)):
         try:
             leaf = array_from_json(entry)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TracegradError(f"optimizer state array {i} cannot be read: {exc}") from None
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError, AttributeError) as exc:
+            raise TracegradError(f"optimizer state array {i} cannot be read: {type(exc).__name__}: {exc}") from None
         ref_shape, ref_dtype = tuple(np.shape(ref)), jnp.result_type(ref)
         if tuple(leaf.shape) != ref_shape or leaf.dtype != ref_dtype:
             raise TracegradError(
