@@ -98,3 +98,55 @@ def test_totals_never_go_down_whatever_a_server_reports(make_llm):
         assert now.prompt_tokens >= previous.prompt_tokens and now.completion_tokens >= previous.completion_tokens
         assert now.cost_usd >= previous.cost_usd and math.isfinite(now.cost_usd)
         previous = now
+
+
+@pytest.fixture
+def lying_http_server():
+    """An OpenAI-compatible server on 127.0.0.1 that reports -1,000,000 prompt tokens."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "liar",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": -1_000_000, "completion_tokens": 10, "total_tokens": -999_990},
+            }
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_lying_http_server_cannot_switch_a_token_budget_off(lying_http_server, retry):
+    llm = LLM(
+        "openai/liar",
+        api_base=lying_http_server,
+        api_key="sk-local",
+        retry=retry,
+        cache=False,
+        budget=Budget(max_tokens=2000),
+    )
+    prompt = PROMPT * 30
+    with pytest.raises(BudgetExceeded):
+        for _ in range(20):
+            llm.complete(prompt)
+    assert 1 <= llm.usage.calls < 20
+    assert llm.usage.prompt_tokens > 0 and llm.usage.total_tokens >= 2000

@@ -62,8 +62,9 @@ def _to_response(litellm: ModuleType, response: Any, request: LLMRequest) -> Tra
     return TransportResponse(
         text=text,
         model=getattr(response, "model", None) or request.model,
-        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        # as reported, however impossible: the client checks the counts (usage.call_spend)
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
         cost_usd=_cost(litellm, response),
         finish_reason=getattr(choice, "finish_reason", None),
         raw=_dump(response),
