@@ -8,7 +8,7 @@ or an invalid shot -- is the feedback, a crash of the agent's code gives its err
 and OptoPrime rewrites both methods. After each round the agent is evaluated on fixed
 boards (hits per shot, not traced), so the printed score shows what it learned.
 
-    python examples/battleship.py                      # offline, with a scripted stand-in model
+    python examples/battleship.py                      # the embedded model if installed, else an offline stand-in
     python examples/battleship.py --model openai/gpt-4o-mini   # or set TRACEGRAD_MODEL
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 
@@ -161,7 +160,7 @@ def stand_in_model(request) -> str:
 
 def choose_llm(model: str | None) -> tg.LLM:
     """The configured model, else the offline stand-in."""
-    model = model or os.environ.get("TRACEGRAD_MODEL")
+    model = tg.configured_model(model)  # the argument, $TRACEGRAD_MODEL or the embedded model
     if model:
         return tg.LLM(model)
     print("(no model configured: using the offline stand-in; pass --model NAME for a real one)")
@@ -200,7 +199,9 @@ def train(llm: tg.LLM, rounds: int = 4, size: int = 6) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="litellm model name (default: $TRACEGRAD_MODEL, else offline stand-in)")
+    parser.add_argument(
+        "--model", help="a litellm model name, or local (default: $TRACEGRAD_MODEL, the embedded model, a stand-in)"
+    )
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args(argv)
     train(choose_llm(args.model), args.rounds)

@@ -11,7 +11,7 @@ answer in a sentence. Feedback on the greeting reaches both the instructions (th
 the model calls) and the code, and OptoPrime improves them until every customer is
 greeted correctly.
 
-    python examples/greeting_agent.py                      # offline, with scripted stand-in models
+    python examples/greeting_agent.py                      # the embedded model if installed, else offline stand-ins
     python examples/greeting_agent.py --model openai/gpt-4o-mini   # or set TRACEGRAD_MODEL
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 
 import tracegrad as tg
@@ -133,7 +132,7 @@ def stand_in_optimizer_model(request) -> str:
 
 def choose_llms(model: str | None) -> tuple[tg.LLM, tg.LLM]:
     """(task model, optimizer model): the configured model for both, else the stand-ins."""
-    model = model or os.environ.get("TRACEGRAD_MODEL")
+    model = tg.configured_model(model)  # the argument, $TRACEGRAD_MODEL or the embedded model
     if model:
         llm = tg.LLM(model)
         return llm, llm
@@ -170,7 +169,9 @@ def train(task_llm: tg.LLM, optimizer_llm: tg.LLM, epochs: int = 3) -> tuple[int
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="litellm model name (default: $TRACEGRAD_MODEL, else offline stand-ins)")
+    parser.add_argument(
+        "--model", help="a litellm model name, or local (default: $TRACEGRAD_MODEL, the embedded model, stand-ins)"
+    )
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
     train(*choose_llms(args.model), epochs=args.epochs)

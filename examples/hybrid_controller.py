@@ -19,7 +19,6 @@ Run: ``python examples/hybrid_controller.py``
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -106,7 +105,7 @@ def stand_in_model(request: tg.LLMRequest) -> str:
 
 
 def hybrid_rounds(gains: tg.Node, rounds: int, gradient_steps: int = 10) -> None:
-    if os.environ.get("TRACEGRAD_MODEL"):
+    if tg.configured_model():  # $TRACEGRAD_MODEL or the embedded model
         llm = tg.LLM()
     else:
         print("  (no model configured: using the offline stand-in; set TRACEGRAD_MODEL for a real one)")

@@ -5,7 +5,7 @@ The task model gets only a list of words and a system prompt that starts out as
 training examples, marks the wrong answers with the expected ones, and lets OptoPrime
 rewrite the prompt. Accuracy on held-out examples is reported before and after.
 
-    python examples/improve_prompt.py               # offline, with scripted stand-in models
+    python examples/improve_prompt.py               # the embedded model if installed, else offline stand-ins
     python examples/improve_prompt.py --model openai/gpt-4o-mini   # or set TRACEGRAD_MODEL
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +82,7 @@ def stand_in_optimizer(request) -> str:
 
 def choose_models(model: str | None) -> tuple[tg.LLM, TaskModel]:
     """(optimizer model, task model): the configured model for both, else stand-ins."""
-    model = model or os.environ.get("TRACEGRAD_MODEL")
+    model = tg.configured_model(model)  # the argument, $TRACEGRAD_MODEL or the embedded model
     if model:
         task_llm = tg.LLM(model, temperature=0)
 
@@ -133,7 +132,9 @@ def run(llm: tg.LLM, task_model: TaskModel, steps: int = 4) -> tuple[float, floa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="litellm model name (default: $TRACEGRAD_MODEL, else offline stand-ins)")
+    parser.add_argument(
+        "--model", help="a litellm model name, or local (default: $TRACEGRAD_MODEL, the embedded model, stand-ins)"
+    )
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args(argv)
     before, after = run(*choose_models(args.model), steps=args.steps)

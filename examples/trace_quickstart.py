@@ -8,7 +8,7 @@ failing case gets the feedback "test case failed", a crash gives its error node 
 output to learn from, and OptoPrime rewrites the function until every case passes. The
 trained function then runs on an input it never saw, and the code is saved.
 
-    python examples/trace_quickstart.py                      # offline, with a scripted stand-in model
+    python examples/trace_quickstart.py                      # the embedded model if installed, else an offline stand-in
     python examples/trace_quickstart.py --model openai/gpt-4o-mini   # or set TRACEGRAD_MODEL
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from pathlib import Path
 
@@ -84,7 +83,7 @@ def stand_in_model(request) -> str:
 
 def choose_llm(model: str | None) -> tg.LLM:
     """The configured model, else the offline stand-in."""
-    model = model or os.environ.get("TRACEGRAD_MODEL")
+    model = tg.configured_model(model)  # the argument, $TRACEGRAD_MODEL or the embedded model
     if model:
         return tg.LLM(model)
     print("(no model configured: using the offline stand-in; pass --model NAME for a real one)")
@@ -119,7 +118,9 @@ def run(llm: tg.LLM, epochs: int = 4, out: Path = Path("out")) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="litellm model name (default: $TRACEGRAD_MODEL, else offline stand-in)")
+    parser.add_argument(
+        "--model", help="a litellm model name, or local (default: $TRACEGRAD_MODEL, the embedded model, a stand-in)"
+    )
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args(argv)
     failing = run(choose_llm(args.model), args.epochs)

@@ -8,7 +8,7 @@ training step runs a minibatch, gives OptoPrime one feedback listing every examp
 mistake, and keeps the proposal only if the validation accuracy does not drop. The
 validation accuracy is printed after every epoch.
 
-    python examples/train_prompt.py                  # offline, with scripted stand-in models
+    python examples/train_prompt.py                  # the embedded model if installed, else offline stand-ins
     python examples/train_prompt.py --model openai/gpt-4o-mini   # or set TRACEGRAD_MODEL
     python examples/train_prompt.py --run-dir runs/count         # checkpoints; run again to resume
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -129,7 +128,7 @@ def stand_in_optimizer(request) -> str:
 
 def choose_models(model: str | None) -> tuple[tg.LLM, TaskModel, tg.Usage]:
     """(optimizer model, task model, the task model's ledger): the configured model, else stand-ins."""
-    model = model or os.environ.get("TRACEGRAD_MODEL")
+    model = tg.configured_model(model)  # the argument, $TRACEGRAD_MODEL or the embedded model
     usage = tg.Usage()
     if model:
         task_llm = tg.LLM(model, temperature=0, usage=usage)
@@ -185,7 +184,9 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="litellm model name (default: $TRACEGRAD_MODEL, else offline stand-ins)")
+    parser.add_argument(
+        "--model", help="a litellm model name, or local (default: $TRACEGRAD_MODEL, the embedded model, stand-ins)"
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--run-dir", help="keep checkpoints and log.jsonl here; run again to resume")
     args = parser.parse_args(argv)

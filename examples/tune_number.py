@@ -3,7 +3,7 @@
 The feedback is a sentence ("it fell 8.3 m short"), not a gradient: OptoPrime reads
 the traced computation, the current angle and that sentence, and proposes a new angle.
 
-    python examples/tune_number.py                  # offline, with a scripted stand-in model
+    python examples/tune_number.py                  # the embedded model if installed, else an offline stand-in
     python examples/tune_number.py --model openai/gpt-4o-mini   # or set TRACEGRAD_MODEL
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 
 import tracegrad as tg
@@ -64,7 +63,7 @@ def stand_in_model(request) -> str:
 
 def choose_llm(model: str | None) -> tg.LLM:
     """The configured model, else the offline stand-in."""
-    model = model or os.environ.get("TRACEGRAD_MODEL")
+    model = tg.configured_model(model)  # the argument, $TRACEGRAD_MODEL or the embedded model
     if model:
         return tg.LLM(model)
     print("(no model configured: using the offline stand-in; pass --model NAME for a real one)")
@@ -92,7 +91,9 @@ def run(llm: tg.LLM, steps: int = 10) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="litellm model name (default: $TRACEGRAD_MODEL, else offline stand-in)")
+    parser.add_argument(
+        "--model", help="a litellm model name, or local (default: $TRACEGRAD_MODEL, the embedded model, a stand-in)"
+    )
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
     final = run(choose_llm(args.model), args.steps)

@@ -20,9 +20,7 @@ def _isolated_env(request, tmp_path, monkeypatch):
     monkeypatch.delenv("TRACEGRAD_MODEL", raising=False)
     monkeypatch.delenv("TRACEGRAD_API_BASE", raising=False)
     if request.node.get_closest_marker("local_model") is None:
-        import tracegrad.llm.config
-
-        monkeypatch.setattr(tracegrad.llm.config, "_default_model", lambda: None)
+        monkeypatch.setenv("TRACEGRAD_EMBEDDED_MODEL", "off")  # subprocesses inherit it
 
 
 class Sleeps(list):

@@ -3,13 +3,15 @@
 Every model call of tracegrad -- optimizers, guides, users' pipelines (``call_llm``,
 a model call recorded in the trace) -- goes through ``LLM``: retries, timeouts, a disk
 cache keyed on the whole request, token and cost accounting, budgets and structured
-output. Transports are the narrow seam below it (litellm, scripted, replay).
+output. Transports are the narrow seam below it (litellm, the embedded local model,
+scripted, replay).
 Importing this package imports neither litellm nor any optimizer; litellm is loaded
 by ``LiteLLMTransport`` on its first call.
 """
 
 from tracegrad.llm.cache import ResponseCache
 from tracegrad.llm.client import LLM
+from tracegrad.llm.config import configured_model
 from tracegrad.llm.errors import (
     BudgetExceeded,
     LLMCallError,
@@ -18,6 +20,7 @@ from tracegrad.llm.errors import (
     StructuredOutputError,
 )
 from tracegrad.llm.litellm_transport import LiteLLMTransport
+from tracegrad.llm.local import LlamaServerTransport, LocalServer, LocalTransport
 from tracegrad.llm.request import Completion, LLMRequest, TransportResponse
 from tracegrad.llm.retry import RetryPolicy
 from tracegrad.llm.settings import SAMPLING
@@ -36,6 +39,9 @@ __all__ = [
     "LLMError",
     "LLMRequest",
     "LiteLLMTransport",
+    "LlamaServerTransport",
+    "LocalServer",
+    "LocalTransport",
     "ReplayTransport",
     "ResponseCache",
     "RetryPolicy",
@@ -48,4 +54,5 @@ __all__ = [
     "UsageSnapshot",
     "acall_llm",
     "call_llm",
+    "configured_model",
 ]

@@ -64,7 +64,8 @@ class LLM:
         usage: a ledger shared with other clients, to account and budget them together
             (give the budget to it, not to the client).
         retry: how failed calls are retried.
-        timeout: seconds per call.
+        timeout: seconds per call (None: no limit; default: the transport's, 120 s for
+            providers, longer for a local model, which decodes more slowly).
         structured_mode: force ``json_schema``, ``json_object`` or ``text`` for
             structured calls (default: the strongest the transport says it supports).
         structured_retries: repair turns of a structured call by default.
@@ -99,7 +100,7 @@ class LLM:
         budget: Budget | None = None,
         usage: Usage | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float | None = 120.0,
+        timeout: float | str | None = "default",
         structured_mode: str | None = None,
         structured_retries: int = 1,
         temperature: float | None = None,
@@ -117,7 +118,9 @@ class LLM:
             raise LLMConfigError("pass the budget to the shared Usage(budget=...), not to LLM")
         self.usage = usage if usage is not None else Usage(budget)
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        if isinstance(timeout, str) and timeout != "default":
+            raise LLMConfigError(f'timeout must be seconds, None (no limit) or "default", not {timeout!r}')
+        self.timeout = self.transport.default_timeout if timeout == "default" else timeout
         if structured_mode is not None and structured_mode not in so.MODES:
             raise LLMConfigError(f"structured_mode must be one of {so.MODES}")
         self.structured_mode = structured_mode

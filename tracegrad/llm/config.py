@@ -18,11 +18,16 @@ from tracegrad.llm.transports import Transport
 
 MODEL_ENV = "TRACEGRAD_MODEL"
 API_BASE_ENV = "TRACEGRAD_API_BASE"
+#: ``off`` keeps the embedded model from being the default (it can still be named).
+EMBEDDED_ENV = "TRACEGRAD_EMBEDDED_MODEL"
 
 
 def _default_model() -> str | None:
-    """The embedded model when it is installed (llama-cpp-python and its weights), else
-    None, so that a missing configuration is reported instead of silently guessed."""
+    """The embedded model when it is installed (llama-cpp-python and its weights) and not
+    turned off (``TRACEGRAD_EMBEDDED_MODEL=off``), else None, so that a missing
+    configuration is reported instead of silently guessed."""
+    if os.environ.get(EMBEDDED_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return None
     return DEFAULT_NAME if llama_available() and available() else None
 
 
@@ -35,9 +40,15 @@ def default_transport(model: str) -> Transport:
     return LiteLLMTransport()
 
 
+def configured_model(model: str | None = None) -> str | None:
+    """The model a client would use: ``model``, else ``$TRACEGRAD_MODEL``, else the
+    embedded model when it is installed; None when there is none (no error)."""
+    return model or os.environ.get(MODEL_ENV) or _default_model()
+
+
 def resolve_model(model: str | None) -> str:
     """The model from the argument, else ``$TRACEGRAD_MODEL``, else the local default."""
-    chosen = model or os.environ.get(MODEL_ENV) or _default_model()
+    chosen = configured_model(model)
     if not chosen:
         raise LLMConfigError(
             "No LLM model is configured. Either install the embedded local model (`make local` in a "

@@ -38,6 +38,9 @@ class Transport(ABC):
     ``count_tokens`` estimates from the length of the text and ``price`` is unknown.
     """
 
+    #: Seconds a call may take when the client sets no timeout of its own.
+    default_timeout: float | None = 120.0
+
     @abstractmethod
     def complete(self, request: LLMRequest) -> TransportResponse:
         """Answer one request (raise the provider's error on failure)."""

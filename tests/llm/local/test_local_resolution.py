@@ -12,8 +12,7 @@ from tracegrad.llm.local.transport import DEFAULT_NAME
 
 
 def test_the_embedded_model_is_the_default_when_installed(monkeypatch):
-    monkeypatch.undo()  # the autouse fixture turns the default off; look at the real rule
-    monkeypatch.delenv("TRACEGRAD_MODEL", raising=False)
+    monkeypatch.delenv("TRACEGRAD_EMBEDDED_MODEL")  # the autouse fixture turns it off
     monkeypatch.setattr(config, "llama_available", lambda: True)
     monkeypatch.setattr(config, "available", lambda: True)
     llm = LLM()
@@ -21,9 +20,17 @@ def test_the_embedded_model_is_the_default_when_installed(monkeypatch):
     assert isinstance(llm.transport, LocalTransport)
 
 
+def test_the_embedded_model_can_be_turned_off(monkeypatch):
+    monkeypatch.setattr(config, "llama_available", lambda: True)
+    monkeypatch.setattr(config, "available", lambda: True)
+    for off in ("off", "0", "false"):
+        monkeypatch.setenv("TRACEGRAD_EMBEDDED_MODEL", off)
+        assert config.configured_model() is None
+    assert config.configured_model("local") == "local"  # it can still be named
+
+
 def test_without_the_embedded_model_the_error_names_both_ways(monkeypatch):
-    monkeypatch.undo()
-    monkeypatch.delenv("TRACEGRAD_MODEL", raising=False)
+    monkeypatch.delenv("TRACEGRAD_EMBEDDED_MODEL")
     monkeypatch.setattr(config, "llama_available", lambda: False)
     with pytest.raises(LLMConfigError) as err:
         LLM()
@@ -32,6 +39,7 @@ def test_without_the_embedded_model_the_error_names_both_ways(monkeypatch):
 
 
 def test_environment_wins_over_the_embedded_model(monkeypatch):
+    monkeypatch.delenv("TRACEGRAD_EMBEDDED_MODEL")
     monkeypatch.setattr(config, "_default_model", lambda: DEFAULT_NAME)
     monkeypatch.setenv("TRACEGRAD_MODEL", "openai/gpt-4o-mini")
     llm = LLM()

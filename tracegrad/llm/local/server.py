@@ -43,6 +43,8 @@ class LlamaServerTransport(LiteLLMTransport):
     ...}`` (the server refuses ``json_schema``), one request at a time, timeouts not
     retried."""
 
+    default_timeout = 900.0
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._one_at_a_time = threading.Lock()

@@ -167,6 +167,9 @@ class LocalTransport(Transport):
         n_ctx: the context window to load models with (prompt plus reply tokens).
     """
 
+    #: A long code reply decodes for minutes on a small CPU.
+    default_timeout = 900.0
+
     def __init__(self, *, n_ctx: int = DEFAULT_CONTEXT) -> None:
         self.n_ctx = n_ctx
 
