@@ -1,0 +1,43 @@
+"""``tracegrad demo`` end to end with a scripted model: scores, picture and report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import tracegrad as tg
+from tracegrad.demo import EXAMPLES, ShippingQuote, add_arguments, guide, run
+
+FIXED = '''def to_kg(self, weight):
+    number, unit = weight.split()
+    return float(number) * {"kg": 1.0, "g": 0.001, "lb": 0.45359237}[unit]
+'''
+
+
+def _args(tmp_path, *extra):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["--out", str(tmp_path / "demo"), "--quiet", *extra])
+
+
+def test_the_pipeline_starts_wrong_and_the_guide_says_why():
+    model = ShippingQuote()
+    example = EXAMPLES[1]
+    score, feedback = guide(example, model(example.input).data)
+    assert score == 0.0
+    assert "'500 g'" in feedback and "$7.00" in feedback and "0.5 kg" in feedback
+
+
+def test_the_demo_improves_and_writes_the_picture_and_the_report(tmp_path, capsys):
+    replies = [
+        json.dumps({"reasoning": "the rate is too low", "suggestion": {"rate_per_kg": 4.0}}),
+        json.dumps({"reasoning": "units are ignored", "suggestion": {"to_kg.code": FIXED}}),
+    ]
+    llm = tg.LLM("stand-in/demo", transport=tg.ScriptedTransport(replies), cache=False)
+    assert run(_args(tmp_path), llm=llm) == 0
+    out = capsys.readouterr().out
+    assert "score before: 0.00" in out and "score after:  1.00" in out
+    report = tmp_path / "demo" / "run" / "report.html"
+    assert f"report: {report}" in out and "<svg" in report.read_text()
+    picture = next((tmp_path / "demo").glob("trace.*"))
+    assert f"trace picture: {picture}" in out and picture.stat().st_size > 0
