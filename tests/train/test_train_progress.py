@@ -43,3 +43,20 @@ def test_events_outside_a_run_are_ignored():
     bar(tg.StepEnded(step=1))
     bar(tg.RunEnded(reason="done"))
     assert out.getvalue() == "" and bar.bar is None
+
+
+def test_the_model_in_use_is_printed_at_the_start_of_a_run(capsys):
+    import json
+
+    prompt = tg.parameter("Hello", name="greeting")
+    llm = tg.LLM("stand-in/model", transport=tg.ScriptedTransport([json.dumps({"suggestion": {}})] * 4), cache=False)
+    tg.train(
+        lambda x: prompt + x,
+        [(" a", "Hello a")],
+        lambda ex, out: (out == ex.label, "ok"),
+        tg.OptoPrime(prompt, llm=llm),
+    )
+    assert "model: stand-in/model" in capsys.readouterr().err
+    out = io.StringIO()
+    ProgressBar(file=out)(tg.RunStarted(total_steps=1, settings={"model": None}))
+    assert "model:" not in out.getvalue()

@@ -122,6 +122,7 @@ def settings(t: Trainer) -> dict[str, Any]:
     return {
         "epochs": t.epochs,
         "optimizer": type(t.optimizer).__name__,
+        "model": model_of(t.optimizer),
         "stop": repr(t.stop) if t.stop is not None else None,
         "executor": type(t.executor).__name__,
         "concurrency": t.concurrency,
@@ -129,4 +130,12 @@ def settings(t: Trainer) -> dict[str, Any]:
     }
 
 
-__all__ = ["Announcer", "settings"]
+def model_of(optimizer: Any) -> str | None:
+    """The model an LLM optimizer (or a composite's LLM part) asks; None without one."""
+    for opt in [optimizer, *getattr(optimizer, "optimizers", {}).values()]:
+        if hasattr(opt, "llm") and hasattr(opt, "call_settings"):
+            return str(opt.llm.model)
+    return None
+
+
+__all__ = ["Announcer", "model_of", "settings"]

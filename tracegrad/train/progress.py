@@ -8,6 +8,7 @@ spent waiting on a slow model shows where it is.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, TextIO
 
 from tracegrad.events import Evaluated, Event, Proposed, RunEnded, RunStarted, StepEnded, StepStarted
@@ -47,6 +48,9 @@ class ProgressBar:
         from tqdm.auto import tqdm
 
         self.close()
+        model = event.settings.get("model")
+        if model:
+            tqdm.write(f"model: {model}", file=self.file or sys.stderr)
         self.bar = tqdm(total=event.total_steps, initial=event.step, desc=self.desc, dynamic_ncols=True, file=self.file)
 
     def _evaluated(self, event: Evaluated) -> None:
