@@ -91,8 +91,10 @@ def _slots(problem: Problem, history: Sequence[str]) -> list[_Slot]:
             code.append(_Slot(group, f"{indent}{line.value} ->", inline[line.name], comment))
         else:
             code.append(_Slot(group, indent, line.value, comment))
-    section("Code", code)
+    # the functions' documentation does not change between steps: before the code, whose
+    # results do, it stays in the prompt's reusable prefix
     section("Functions", [_Slot("functions", f"{e.name}: ", e.value) for e in problem.functions])
+    section("Code", code)
     section("Variables", [_entry("variables", e) for e in problem.variables])
     section("Inputs", [_entry("inputs", e) for e in problem.inputs])
     section("Intermediates", [_entry("intermediates", e) for e in problem.intermediates if e.name not in inline])
