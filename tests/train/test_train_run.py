@@ -112,3 +112,28 @@ def test_a_resumed_run_keeps_its_evaluation_cache(tmp_path):
     calls.clear()
     trainer = once(resume=True, stop=StopAfter(steps=1))  # stops before any new step
     assert calls == [] and len(trainer.cache) > 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.update(pool={"candidates": "not a list"}),
+        lambda d: d.update(history={"steps": [{"step": "one"}]}),
+        lambda d: d.update(rng=[3, [1, 2], None]),
+        lambda d: d.update(position={"epoch": "x"}),
+    ],
+)
+def test_a_damaged_checkpoint_resumes_nothing_and_changes_nothing(tmp_path, damage):
+    run(tmp_path, stop=StopAfter(steps=2))
+    path = tmp_path / "checkpoint.json"
+    data = json.loads(path.read_text())
+    damage(data)
+    path.write_text(json.dumps(data))
+    model = Suffixer("start")
+    opt = ScriptedOptimizer(model, suggest)
+    before = (model.state_dict(), state_json(opt), (tmp_path / "log.jsonl").read_bytes())
+    options = {"batch_size": 2, "epochs": 3, "validation": suffix_data(n=2), "quiet": True}  # as run() made it
+    with pytest.raises(tg.TracegradError) as err:
+        train(model, suffix_data(), ExactMatch(), opt, run_dir=tmp_path, resume=True, **options)
+    assert "other settings" not in str(err.value)
+    assert (model.state_dict(), state_json(opt), (tmp_path / "log.jsonl").read_bytes()) == before

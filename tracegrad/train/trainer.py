@@ -294,6 +294,7 @@ class Trainer:
         if saved != config:
             changed = sorted(k for k in config if saved.get(k) != config[k])
             raise TracegradError(f"the run in {self.run_dir.path} was made with other settings: {changed}")  # type: ignore[union-attr]
+        pool, history, rng_state, position = self._parsed(data)  # all read before anything changes
         previous = self.runner.values()
         self.runner.set_values(data["parameters"])  # checked before anything is assigned
         try:
@@ -301,18 +302,34 @@ class Trainer:
         except BaseException:
             self.runner.set_values(previous)
             raise
-        self.pool = Pool.from_json(data["pool"])
-        self.history = History.from_json(data["history"])
+        self.pool, self.history, self.position = pool, history, position
         self.history.stop_reason = None
-        version, internal, gauss = data["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        self.rng.setstate(rng_state)
         entries = self.run_dir.rewind(data)  # type: ignore[union-attr]
         if self.cache is not None:
             self.cache.load_json(entries)
-        self.position = (int(data["position"]["epoch"]), int(data["position"]["batch"]))
         current = self.pool[self.pool.current] if len(self.pool) else None
         self.announce.run_started(version_of(data["parameters"]), current.score if current else None, resumed=True)
         return self.position
+
+    def _parsed(self, data: dict[str, Any]) -> tuple[Pool, History, tuple[Any, ...], tuple[int, int]]:
+        """The pool, history, random state and position of a checkpoint, or a
+        ``TracegradError`` in one sentence when any of them is damaged."""
+        try:
+            pool = Pool.from_json(data["pool"])
+            history = History.from_json(data["history"])
+            version, internal, gauss = data["rng"]
+            rng_state = (version, tuple(internal), gauss)
+            random.Random().setstate(rng_state)  # tried on a scratch generator
+            position = (int(data["position"]["epoch"]), int(data["position"]["batch"]))
+        except TracegradError:
+            raise
+        except Exception as exc:
+            where = self.run_dir.path if self.run_dir is not None else "the run directory"
+            raise TracegradError(
+                f"the checkpoint in {where} is damaged ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        return pool, history, rng_state, position
 
     def _finish(self, reason: str) -> None:
         final = self.strategy.final(self.pool)
