@@ -35,6 +35,8 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/jax_replay.py
 	$(PY) benchmarks/parallel_eval.py
+	$(PY) benchmarks/local_model.py
+	$(PY) benchmarks/opto_tasks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
