@@ -140,6 +140,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     },
     # a training run in MLflow (MLflow itself is imported on the first event)
     "MLflowLogger": ("tracegrad.train.mlflow", "MLflowLogger"),
+    "BundleError": ("tracegrad.nodes.code", "BundleError"),
     # pictures (graphviz is imported only when drawing)
     "render": ("tracegrad.visualize", "render"),
     "to_dot": ("tracegrad.visualize", "to_dot"),

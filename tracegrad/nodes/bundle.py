@@ -14,18 +14,18 @@ outer trace still holds the one operation with the same inputs.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tracegrad.errors import ExecutionError
 from tracegrad.nodes.code import (
+    BundleError,
     Decorator,
     compile_function,
     forget_source,
     function_source,
+    identify,
     inner_decorators,
     live_namespace,
 )
@@ -65,13 +65,11 @@ class Bundle(Generic[P, R]):
         trace_inside: bool = False,
     ) -> None:
         if isinstance(fn, Bundle):
-            raise TypeError(f"{fn.name!r} is already bundled")
-        functools.update_wrapper(self, fn)
+            raise BundleError(f"{fn.name!r} is already bundled")
+        own_name, doc, self.signature, self.is_async = identify(self, fn)
         self.fn = fn
-        self.name = name or fn.__name__
-        self.description = description if description is not None else (inspect.getdoc(fn) or "")
-        self.signature = inspect.signature(fn)
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.name = name or own_name
+        self.description = description if description is not None else doc
         self.trainable = trainable
         self.trace_inside = trace_inside
         self.is_method = next(iter(self.signature.parameters), None) in ("self", "cls")
@@ -309,7 +307,11 @@ def _merge(parents: tuple[Node, ...], more: Any) -> tuple[Node, ...]:
 def bundle(fn: Callable[P, R], /) -> Bundle[P, R]: ...
 @overload
 def bundle(
-    *, name: str | None = None, description: str | None = None, trainable: bool = False, trace_inside: bool = False
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    trainable: bool = False,
+    trace_inside: bool = False,
 ) -> Callable[[Callable[P, R]], Bundle[P, R]]: ...
 def bundle(
     fn: Callable[P, R] | None = None,
@@ -322,17 +324,20 @@ def bundle(
 ) -> Any:
     """Record each call of the decorated function as one operation of the trace.
 
-    Works on sync and async functions and on methods. ``description`` defaults to the
-    docstring. An exception inside the function (a syntax error in new code included)
-    becomes an error node, raised as ``tracegrad.ExecutionError`` carrying it.
+    Works on sync and async functions, on methods, and on any other callable (a
+    ``functools.partial`` is named after the function it calls, a callable object after
+    its class). ``description`` defaults to the docstring. An exception inside the
+    function (a syntax error in new code included) becomes an error node, raised as
+    ``tracegrad.ExecutionError`` carrying it.
 
     ``trainable=True`` makes the function's source a code parameter (``.parameter``):
-    later calls run its current value, whose signature must stay the same. Decorators
-    written under ``@bundle`` are applied to every new version as well, so they keep
-    working after an update; each must wrap with ``functools.wraps`` and be a name, a
-    dotted name or a call of one with constant arguments (called again per version).
-    Any other decorator under it is refused with a ``TypeError`` naming it: put such a
-    decorator above ``@bundle``, where it wraps the bundle and is never recompiled.
+    later calls run its current value, whose signature must stay the same. It needs a
+    function written with ``def``. Decorators written under ``@bundle`` are applied to
+    every new version as well, so they keep working after an update; each must wrap
+    with ``functools.wraps`` and be a name, a dotted name or a call of one with
+    constant arguments (called again per version). Any other decorator under it is
+    refused with a ``BundleError`` naming it: put such a decorator above ``@bundle``,
+    where it wraps the bundle and is never recompiled.
 
     ``trace_inside=True`` records the operations inside the function too, as the inner
     graph of its call (``tracegrad.nodes.nested.inner_graph(node)``; the reference

@@ -13,6 +13,7 @@ when the function is decorated.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import linecache
@@ -21,6 +22,49 @@ import textwrap
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
+
+from tracegrad.errors import TracegradError
+
+
+class BundleError(TracegradError, TypeError, ValueError):
+    """``bundle`` cannot wrap this callable as asked (a lambda made trainable, a decorator
+    under ``@bundle`` that cannot be applied to new code ...); the message says why and
+    what to write instead. Both a ``TypeError`` and a ``ValueError``, as Python's own
+    errors for a bad argument are either."""
+
+
+def identify(wrapper: Any, fn: Any) -> tuple[str, str, inspect.Signature, bool]:
+    """Copy ``fn``'s metadata onto ``wrapper``; its name, description, signature and
+    whether it is async.
+
+    A function as ``functools.wraps`` would (a lambda is named "lambda"); a
+    ``functools.partial`` as the function it calls; another callable object as its
+    class. Raises ``BundleError`` for what is not callable or has no signature.
+    """
+    if not callable(fn):
+        raise BundleError(f"bundle() wraps a function or another callable; got {type(fn).__name__} {fn!r}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"bundle() needs a callable with a signature; {fn!r} has none ({exc})") from None
+    plain = inspect.isfunction(fn) or inspect.isclass(fn) or isinstance(fn, functools.partial)
+    is_async = inspect.iscoroutinefunction(fn if plain else type(fn).__call__)
+    if hasattr(fn, "__name__") and not isinstance(fn, functools.partial):
+        functools.update_wrapper(wrapper, fn)
+        name, doc = fn.__name__, inspect.getdoc(fn) or ""
+    else:
+        inner = fn
+        while isinstance(inner, functools.partial):
+            inner = inner.func
+        named = inner if hasattr(inner, "__name__") else type(inner)  # a function, or an object's class
+        own = getattr(vars(named).get("__call__"), "__doc__", None) if isinstance(named, type) else None
+        doc = inspect.getdoc(named) or inspect.cleandoc(own or "")
+        name = named.__name__
+        wrapper.__wrapped__ = fn
+        wrapper.__name__ = wrapper.__qualname__ = name
+        wrapper.__module__ = getattr(named, "__module__", None)
+        wrapper.__doc__ = doc or None
+    return ("lambda" if name == "<lambda>" else name), doc, signature, is_async
 
 
 def function_source(fn: Callable[..., Any]) -> str:
@@ -32,17 +76,24 @@ def function_source(fn: Callable[..., Any]) -> str:
 
 def _definition(fn: Callable[..., Any]) -> tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]:
     """The dedented source holding ``fn``'s ``def`` (decorators included) and that ``def``."""
+    name = getattr(fn, "__name__", None)
+    if not inspect.isfunction(inspect.unwrap(fn)) or name == "<lambda>":
+        what = "a lambda" if name == "<lambda>" else f"{type(fn).__name__} {fn!r}"
+        raise BundleError(
+            f"trainable=True needs a function written with def, whose source becomes the code parameter; "
+            f"got {what}: define it with def (a partial or a callable object can call such a function)"
+        )
     try:
         source = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError) as exc:
-        raise ValueError(
-            f"trainable=True needs the source code of {getattr(fn, '__name__', fn)!r}, "
-            "which is not available (defined in a REPL, by exec, or a lambda?)"
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError) as exc:
+        raise BundleError(
+            f"trainable=True needs the source code of {name!r}, which is not available (defined in a REPL or by exec?)"
         ) from exc
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == fn.__name__:
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
             return source, node
-    raise ValueError(f"could not find the definition of {fn.__name__!r} in its source")
+    raise BundleError(f"could not find the definition of {name!r} in its source")
 
 
 class Decorator:
@@ -70,7 +121,7 @@ def inner_decorators(fn: Callable[..., Any], bundle_names: tuple[str, ...] = ("b
     ``fn`` is what ``@bundle`` was given: the function, or the result of the decorators
     under it. Those are the ones written after the last decorator whose name is one of
     ``bundle_names`` (all of them when ``@bundle`` is not written on the ``def``, as
-    many as ``fn`` has ``__wrapped__`` layers). Raises ``TypeError`` naming a decorator
+    many as ``fn`` has ``__wrapped__`` layers). Raises ``BundleError`` naming a decorator
     that cannot be applied again (see the module docstring).
     """
     layers = 0
@@ -87,7 +138,7 @@ def inner_decorators(fn: Callable[..., Any], bundle_names: tuple[str, ...] = ("b
     under = written[first_under:] if marks or layers else []
     if len(under) != layers:
         texts = ", ".join("@" + ast.unparse(d) for d in under) or "none"
-        raise TypeError(
+        raise BundleError(
             f"@bundle(trainable=True) on {name!r}: the decorators under it ({texts}) do not match the "
             f"{layers} wrapper(s) made with functools.wraps (__wrapped__); a decorator that returns the "
             "function unchanged, or replaces it without functools.wraps, cannot be applied to new versions "
@@ -110,13 +161,13 @@ def _refuse_hidden_wrapper(fn: Callable[..., Any], name: str, bundle_names: tupl
             continue
         try:
             _, definition = _definition(inspect.unwrap(held))
-        except (ValueError, SyntaxError):
+        except (BundleError, SyntaxError):
             continue
         written = definition.decorator_list
         marks = [i for i, d in enumerate(written) if _callee_name(d) in bundle_names]
         if marks:
             texts = ", ".join("@" + ast.unparse(d) for d in written[marks[-1] + 1 :])
-            raise TypeError(
+            raise BundleError(
                 f"@bundle(trainable=True) on {definition.name!r}: a decorator under it ({texts}) replaces "
                 f"the function with {name!r} without functools.wraps, so new versions of the code could not "
                 "be decorated the same way: use functools.wraps in it, or put it above @bundle"
@@ -150,7 +201,7 @@ def _decorator(expr: ast.expr, name: str, scope: tuple[dict, Any]) -> Decorator:
             args = tuple(ast.literal_eval(a) for a in expr.args)
             kwargs = {k.arg: ast.literal_eval(k.value) for k in expr.keywords}  # type: ignore[misc]
     except ValueError:
-        raise TypeError(
+        raise BundleError(
             f"@bundle(trainable=True) on {name!r}: the decorator @{text} under it cannot be applied to new "
             "versions of the code: only a name, a dotted name or a call of one with constant arguments can; "
             "put it above @bundle, or bind it to a name first"
@@ -158,7 +209,7 @@ def _decorator(expr: ast.expr, name: str, scope: tuple[dict, Any]) -> Decorator:
     try:
         found = eval(compile(ast.Expression(target), "<decorator>", "eval"), *scope)  # a name lookup only
     except Exception as exc:
-        raise TypeError(
+        raise BundleError(
             f"@bundle(trainable=True) on {name!r}: cannot find the decorator @{text} under it again "
             f"({type(exc).__name__}: {exc}); put it above @bundle"
         ) from None
