@@ -140,6 +140,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     },
     # a training run in MLflow (MLflow itself is imported on the first event)
     "MLflowLogger": ("tracegrad.train.mlflow", "MLflowLogger"),
+    # the sandbox that model-written code runs in
+    **{
+        name: ("tracegrad.sandbox", name)
+        for name in ("Sandbox", "SandboxError", "SandboxSupport", "sandboxing", "sandbox_support")
+    },
     "BundleError": ("tracegrad.nodes.code", "BundleError"),
     # pictures (graphviz is imported only when drawing)
     "render": ("tracegrad.visualize", "render"),

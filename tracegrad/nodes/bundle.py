@@ -10,6 +10,10 @@ the call (but a parameter) is not an input of it.
 ``trace_inside=True`` records the operations inside as well, as the call's inner graph
 (``tracegrad.nodes.nested``): the function gets its node arguments as nodes, and the
 outer trace still holds the one operation with the same inputs.
+
+A trainable function's code that an optimizer proposed runs in the sandbox
+(``tracegrad.nodes.proposed``, ``tracegrad.sandbox``); the source the user wrote runs
+here, as any other bundled function.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from tracegrad.nodes.code import (
 )
 from tracegrad.nodes.kinds import Code
 from tracegrad.nodes.nested import InsideRun
+from tracegrad.nodes.proposed import ProposedFunction
+from tracegrad.sandbox.settings import Sandbox, check_policy, settings_for
 from tracegrad.trace.context import current_reads, is_tracing, running_bundle
 from tracegrad.trace.node import Node, Operator, ParameterNode, serial_mark
 from tracegrad.trace.recording import acall_on_values, call_on_values, record, record_error, unique_nodes
@@ -63,26 +69,31 @@ class Bundle(Generic[P, R]):
         description: str | None = None,
         trainable: bool = False,
         trace_inside: bool = False,
+        sandbox: bool | Sandbox | None = None,
     ) -> None:
         if isinstance(fn, Bundle):
             raise BundleError(f"{fn.name!r} is already bundled")
+        check_policy(sandbox)
         own_name, doc, self.signature, self.is_async = identify(self, fn)
         self.fn = fn
         self.name = name or own_name
         self.description = description if description is not None else doc
         self.trainable = trainable
         self.trace_inside = trace_inside
+        self.sandbox = sandbox
         self.is_method = next(iter(self.signature.parameters), None) in ("self", "cls")
         self._operator = self._make_operator(fn)
-        self._compiled: dict[str, BundleOperator | BaseException] = {}
+        # compiled versions by (source, sandboxed): the operator running it, or the error compiling it raised
+        self._compiled: dict[tuple[str, bool], BundleOperator | BaseException] = {}
         self._lock = threading.Lock()
         self.parameter: ParameterNode | None = None
         self.decorators: tuple[Decorator, ...] = ()
+        self._source: str | None = None
         if trainable:
             self.decorators = inner_decorators(fn)
-            source = function_source(fn)
-            self._compiled[source] = self._operator
-            self.parameter = self._new_code_parameter(source)
+            self._source = function_source(fn)
+            self._compiled[(self._source, False)] = self._operator
+            self.parameter = self._new_code_parameter(self._source)
 
     # -- code parameters ---------------------------------------------------------
     def _make_operator(self, fn: Callable[..., Any]) -> BundleOperator:
@@ -117,25 +128,43 @@ class Bundle(Generic[P, R]):
         return params[self.name]
 
     def _operator_for(self, code: ParameterNode | None) -> BundleOperator | BaseException:
-        """The operator running the current code (or the error compiling it raised)."""
+        """The operator running the current code (or the error compiling it raised).
+
+        Code other than the user's own runs sandboxed, unless the settings in force
+        (``sandbox=`` here, else ``tracegrad.sandboxing``) run it in-process.
+        """
         if code is None:
             return self._operator
         source = code.data  # a read: records the code as an input of an enclosing bundle
+        key = (source, source != self._source and self._sandboxes())
         with self._lock:
-            compiled = self._compiled.get(source)
+            compiled = self._compiled.get(key)
             if compiled is None:
                 try:
-                    namespace = live_namespace(self.fn)
-                    fn = compile_function(source, self.fn.__name__, namespace, self.name, self.decorators)
-                    compiled = self._make_operator(fn)
+                    compiled = self._make_operator(self._compile(source, sandboxed=key[1]))
                 except Exception as exc:  # a SyntaxError or a failing definition becomes data
                     compiled = exc
                 if len(self._compiled) >= _MAX_COMPILED:
                     oldest = next(iter(self._compiled))
                     del self._compiled[oldest]
-                    forget_source(self.name, oldest)
-                self._compiled[source] = compiled
+                    if all(other != oldest[0] for other, _ in self._compiled):
+                        forget_source(self.name, oldest[0])
+                self._compiled[key] = compiled
         return compiled
+
+    def _sandboxes(self) -> bool:
+        """Whether proposed code runs sandboxed now. A ``trace_inside`` function's runs
+        in-process unless ``sandbox=`` says otherwise: its inner graph is recorded here."""
+        if self.trace_inside and self.sandbox is None:
+            return False
+        return settings_for(self.sandbox) is not None
+
+    def _compile(self, source: str, *, sandboxed: bool) -> Callable[..., Any]:
+        if not sandboxed:
+            namespace = live_namespace(self.fn)
+            return compile_function(source, self.fn.__name__, namespace, self.name, self.decorators)
+        # only compiled here (a SyntaxError is raised now): its definition runs sandboxed
+        return ProposedFunction(source, self)
 
     # -- calling -------------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -152,7 +181,7 @@ class Bundle(Generic[P, R]):
         if outer_reads is not None:  # inside another bundled function: just run
             outer_reads.extend(parents)
             return call_on_values(op.fn, args, kwargs)
-        if self.trace_inside and is_tracing():
+        if self.trace_inside and is_tracing() and not _sandboxed(op):
             run = InsideRun()
             try:
                 with run.active():
@@ -174,7 +203,7 @@ class Bundle(Generic[P, R]):
         if outer_reads is not None:
             outer_reads.extend(parents)
             return await acall_on_values(op.fn, args, kwargs)
-        if self.trace_inside and is_tracing():
+        if self.trace_inside and is_tracing() and not _sandboxed(op):
             run = InsideRun()
             try:
                 with run.active():
@@ -263,6 +292,11 @@ class BoundBundle:
         return f"<bound {self.bundle!r} of {type(self.instance).__name__}>"
 
 
+def _sandboxed(op: Operator) -> bool:
+    """Whether ``op`` runs a proposed version in the sandbox (which records no inner graph)."""
+    return isinstance(op.fn, ProposedFunction)
+
+
 def _failed(op: Operator, args: tuple, kwargs: dict, parents: tuple[Node, ...], exc: Exception) -> ExecutionError:
     """The error for a failed call (an operation that failed inside reports its own cause)."""
     cause = exc.exception if isinstance(exc, ExecutionError) else exc
@@ -312,6 +346,7 @@ def bundle(
     description: str | None = None,
     trainable: bool = False,
     trace_inside: bool = False,
+    sandbox: bool | Sandbox | None = None,
 ) -> Callable[[Callable[P, R]], Bundle[P, R]]: ...
 def bundle(
     fn: Callable[P, R] | None = None,
@@ -321,6 +356,7 @@ def bundle(
     description: str | None = None,
     trainable: bool = False,
     trace_inside: bool = False,
+    sandbox: bool | Sandbox | None = None,
 ) -> Any:
     """Record each call of the decorated function as one operation of the trace.
 
@@ -339,6 +375,14 @@ def bundle(
     refused with a ``BundleError`` naming it: put such a decorator above ``@bundle``,
     where it wraps the bundle and is never recompiled.
 
+    Code other than the source the user wrote (a version an optimizer proposed) runs
+    in the sandbox (docs/sandbox.md): a process of its own, with limits, whose every
+    way of ending becomes an error node. ``sandbox``: None follows
+    ``tracegrad.sandboxing(...)`` (on by default; a ``trace_inside`` function's code
+    runs in-process, to record its inner graph), False runs it here (trusted code),
+    True sandboxes it always, a ``tracegrad.Sandbox`` gives it its own limits. Its
+    arguments and result cross by pickling; its changes to them stay in its process.
+
     ``trace_inside=True`` records the operations inside the function too, as the inner
     graph of its call (``tracegrad.nodes.nested.inner_graph(node)``; the reference
     library's ``traceable_code``): the function is given its node arguments as nodes
@@ -351,6 +395,8 @@ def bundle(
     """
 
     def wrap(f: Callable[P, R]) -> Bundle[P, R]:
-        return Bundle(f, name=name, description=description, trainable=trainable, trace_inside=trace_inside)
+        return Bundle(
+            f, name=name, description=description, trainable=trainable, trace_inside=trace_inside, sandbox=sandbox
+        )
 
     return wrap if fn is None else wrap(fn)

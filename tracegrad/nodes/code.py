@@ -8,6 +8,10 @@ version, so a version gets its own decorator state), and must wrap with
 ``functools.wraps`` (its wrapper's ``__wrapped__`` is the function it was given), so
 the stack can be checked against the function object. Any other stack is refused
 when the function is decorated.
+
+A version an optimizer proposed is only compiled here (``compile_source``): it is
+defined and run in the sandbox (``tracegrad.nodes.proposed``) unless the settings say
+in-process, since executing its definition could already change the caller.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import linecache
 import sys
 import textwrap
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from tracegrad.errors import TracegradError
@@ -264,6 +268,28 @@ def forget_source(label: str, source: str) -> None:
     linecache.cache.pop(source_filename(label, source), None)
 
 
+def compile_source(source: str, label: str) -> CodeType:
+    """Compile a version of the code (raises ``SyntaxError``); its lines are registered
+    with ``linecache`` so tracebacks show them. Nothing in it runs."""
+    filename = source_filename(label, source)
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    return compile(source, filename, "exec")
+
+
+def define_function(
+    code: CodeType, name: str, namespace: dict[str, Any], decorators: tuple[Decorator, ...] = ()
+) -> Callable[..., Any]:
+    """Execute compiled source in ``namespace``; its function ``name`` with ``decorators``
+    (outermost first) applied. Raises whatever executing the definition raises."""
+    exec(code, namespace)
+    fn = namespace.get(name) if name in namespace else None
+    if not callable(fn):
+        raise NameError(f"the code does not define a function named {name!r}")
+    for decorator in reversed(decorators):
+        fn = decorator.apply(fn)
+    return fn
+
+
 def compile_function(
     source: str, name: str, namespace: dict[str, Any], label: str, decorators: tuple[Decorator, ...] = ()
 ) -> Callable[..., Any]:
@@ -271,15 +297,6 @@ def compile_function(
     ``decorators`` (outermost first) applied to it.
 
     Raises whatever compiling, executing the definition or decorating raises
-    (``SyntaxError`` ...). The source is registered with ``linecache`` so tracebacks
-    show its lines.
+    (``SyntaxError`` ...).
     """
-    filename = source_filename(label, source)
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    exec(compile(source, filename, "exec"), namespace)
-    fn = namespace.get(name) if name in namespace else None
-    if not callable(fn):
-        raise NameError(f"the code does not define a function named {name!r}")
-    for decorator in reversed(decorators):
-        fn = decorator.apply(fn)
-    return fn
+    return define_function(compile_source(source, label), name, namespace, decorators)
