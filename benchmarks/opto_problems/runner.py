@@ -9,9 +9,12 @@ reference library's own environment.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,6 +103,35 @@ class Lib(Protocol):
 
 
 SPENT = ("calls", "prompt_tokens", "completion_tokens")
+#: Seconds one evaluation of a workflow may take (proposed code may loop forever).
+EVALUATION_LIMIT_S = 60
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``TimeoutError`` in the block after ``seconds``, and again every second
+    until it ends: a traced function records an exception as data and the workflow
+    goes on, so each later call that hangs is stopped too (main thread on POSIX;
+    elsewhere no limit)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"the workflow ran past its limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _evaluate(task: Task) -> Outcome:
+    with time_limit(EVALUATION_LIMIT_S):
+        return task.run()
 
 
 def run_problem(problem: Problem, lib: Lib, optimizer: Callable[[list[Any]], Any], steps: int) -> dict[str, Any]:
@@ -107,7 +139,8 @@ def run_problem(problem: Problem, lib: Lib, optimizer: Callable[[list[Any]], Any
 
     Returns the run's record: ``solved``, ``steps`` taken, model ``calls`` and
     tokens, wall ``seconds`` from the first evaluation to the last, and the
-    ``errors`` raised by steps (a failed step is counted and the run goes on).
+    ``errors``: a step that raised is counted and the run goes on; a workflow that
+    raised or ran past ``EVALUATION_LIMIT_S`` ends the run unsolved.
     """
     record: dict[str, Any] = {"problem": problem.name, "solved": False, "steps": 0, "errors": []}
     record.update(dict.fromkeys(SPENT, 0))
@@ -115,7 +148,7 @@ def run_problem(problem: Problem, lib: Lib, optimizer: Callable[[list[Any]], Any
     try:
         task = problem.build(lib)
         opt = optimizer(task.params)
-        outcome = task.run()
+        outcome = _evaluate(task)
         while not outcome.solved and record["steps"] < steps:
             record["steps"] += 1
             try:
@@ -125,9 +158,9 @@ def run_problem(problem: Problem, lib: Lib, optimizer: Callable[[list[Any]], Any
             else:
                 for key in SPENT:
                     record[key] += spent.get(key, 0)
-            outcome = task.run()
+            outcome = _evaluate(task)
         record["solved"] = outcome.solved
-    except Exception as exc:  # the workflow could not run at all with the values it got
+    except Exception as exc:  # the workflow failed or hung with the values it got: the run ends
         record["errors"].append(f"run: {type(exc).__name__}: {exc}"[:300])
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
