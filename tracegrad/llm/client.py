@@ -181,6 +181,8 @@ class LLM:
     ) -> LLMRequest:
         """The full request a call with these arguments sends (also its cache key).
 
+        A ``sample_index`` makes the request another sample of the same one: its cache
+        key differs and a ``seed`` is offset by it, so that each sample is its own draw.
         ``overrides`` are sampling settings (``SAMPLING``) and the request options
         ``model``, ``api_base``, ``api_key`` and ``timeout``; ``extra`` a provider's
         own parameters for this call.
@@ -192,6 +194,8 @@ class LLM:
         api_base = params.pop("api_base", self.api_base)
         api_key = params.pop("api_key", self.api_key)
         response_format = params.pop("response_format", response_format)
+        if sample_index and isinstance(params.get("seed"), int):
+            params["seed"] += sample_index  # each sample its own draw, reproducibly
         return LLMRequest(
             model=model,
             messages=as_messages(messages),

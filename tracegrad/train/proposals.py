@@ -1,7 +1,8 @@
 """Several proposals of one optimizer from one state, made concurrently.
 
 ``propose_all(optimizer, n)`` returns ``[propose(sample=0), ..., propose(sample=n-1)]``
-in sample order. Proposing changes nothing, so the proposals can be made at the same
+in sample order (``first=k`` starts at sample ``k``: fresh draws from a state that was
+already proposed from). Proposing changes nothing, so the proposals can be made at the same
 time: through ``apropose`` on one event loop when the optimizer has its own async
 version (an LLM optimizer), else on threads, each in a copy of the caller's context.
 None is committed here.
@@ -17,20 +18,21 @@ from typing import Any
 from tracegrad.train.executors import LocalExecutor
 
 
-def propose_all(optimizer: Any, samples: int) -> list[Any]:
+def propose_all(optimizer: Any, samples: int, first: int = 0) -> list[Any]:
     """``samples`` proposals from the optimizer's current state (see the module docstring)."""
     if samples < 1:
         raise ValueError("samples must be at least 1")
+    indices = list(range(first, first + samples))
     if samples == 1:
-        return [optimizer.propose(sample=0)]
+        return [optimizer.propose(sample=first)]
     if has_async_propose(optimizer):
 
         async def gather() -> list[Any]:
-            return list(await asyncio.gather(*(optimizer.apropose(sample=i) for i in range(samples))))
+            return list(await asyncio.gather(*(optimizer.apropose(sample=i) for i in indices)))
 
         return run_coroutine(gather)
     with LocalExecutor(samples) as threads:
-        outcomes = threads.map(lambda i: optimizer.propose(sample=i), list(range(samples)))
+        outcomes = threads.map(lambda i: optimizer.propose(sample=i), indices)
     return [o.unwrap() for o in outcomes]
 
 

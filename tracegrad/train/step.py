@@ -143,7 +143,9 @@ class StepRunner:
             )
             record.spend = spend
             return record
-        proposals = self.proposals = propose_all(opt, strategy.samples)
+        # a candidate expanded again gets fresh draws, not the answers it got before
+        first = (parent.expansions - 1) * strategy.samples
+        proposals = self.proposals = propose_all(opt, strategy.samples, first)
         for sample, p in enumerate(proposals):
             spend = spend + Spend.of(p.report)
             if events:
