@@ -8,10 +8,10 @@ import json
 import tracegrad as tg
 from tracegrad.demo import EXAMPLES, ShippingQuote, add_arguments, guide, run
 
-FIXED = '''def to_kg(self, weight):
+FIXED = """def to_kg(self, weight):
     number, unit = weight.split()
     return float(number) * {"kg": 1.0, "g": 0.001, "lb": 0.45359237}[unit]
-'''
+"""
 
 
 def _args(tmp_path, *extra):
@@ -25,12 +25,15 @@ def test_the_pipeline_starts_wrong_and_the_guide_says_why():
     example = EXAMPLES[1]
     score, feedback = guide(example, model(example.input).data)
     assert score == 0.0
-    assert "'500 g'" in feedback and "$7.00" in feedback and "0.5 kg" in feedback
+    assert feedback == (
+        "quote for '500 g' read the weight as 500.00 kg, but 500 g is 0.50 kg and charged $2000.00, expected $7.00 "
+        "(the price list: $5.00 per parcel + $4.00 per kg)"
+    )
 
 
 def test_the_demo_improves_and_writes_the_picture_and_the_report(tmp_path, capsys):
     replies = [
-        json.dumps({"reasoning": "the rate is too low", "suggestion": {"rate_per_kg": 4.0}}),
+        json.dumps({"reasoning": "the fee is missing", "suggestion": {"base_fee": 5.0}}),
         json.dumps({"reasoning": "units are ignored", "suggestion": {"to_kg.code": FIXED}}),
     ]
     llm = tg.LLM("stand-in/demo", transport=tg.ScriptedTransport(replies), cache=False)
