@@ -142,13 +142,21 @@ def _worker_pids() -> set[int]:
     return {w.pid for w in worker._workers.values()}
 
 
-def worker_children() -> set[int]:
-    """The processes the sandbox's worker still has (calls, or what they left behind)."""
+def call_processes() -> set[int]:
+    """The processes of sandboxed calls still alive: those working in a directory of the
+    sandbox's worker (a spare has none until it is given a call)."""
     from tracegrad.sandbox import worker
 
-    pid = worker.worker(False).pid
-    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listing:
-        return {int(p) for p in listing.read().split()}
+    base = worker.worker(False).base
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd").startswith(base):
+                    found.add(int(entry))
+            except OSError:  # gone meanwhile
+                pass
+    return found
 
 
 def wait_until(condition, seconds: float = 3.0) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 
 import pytest
-from sandbox_helpers import SHORT
+from sandbox_helpers import SHORT, call_processes, wait_until
 
 import tracegrad as tg
 from tracegrad.train import LocalExecutor
@@ -249,3 +250,23 @@ def test_support_says_what_this_machine_gives_the_sandbox():
     assert all(isinstance(note, str) for note in support.notes)
     if not (support.network and support.read_only):
         assert support.notes  # what is missing is said
+
+
+def test_an_interrupt_of_the_caller_stops_the_call_and_its_process():
+    solve = trainable()
+    solve.parameter.data = "def solve(x):\n    import time\n    time.sleep(10**6)\n"
+
+    def interrupt(signum, frame):
+        assert call_processes()  # the call is running
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with tg.sandboxing(timeout=30), pytest.raises(KeyboardInterrupt):
+            solve(1)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert wait_until(lambda: not call_processes())
+

@@ -68,8 +68,13 @@ def run_confined(
         )
         return Reply(error=unsupported)
     deadline = time.monotonic() + settings.timeout
-    header = {"settings": settings, "environment": dict(os.environ), "entry": (module, name), "label": label,
-              "preload": (module, *preload)}  # fmt: skip
+    header = {
+        "settings": settings,
+        "environment": dict(os.environ),
+        "entry": (module, name),
+        "label": label,
+        "preload": (module, *preload),
+    }
     pipes = [os.pipe() for _ in range(3)]  # the payload, the result, the status
     theirs = [pipes[0][0], pipes[1][1], pipes[2][1]]
     try:
@@ -78,10 +83,14 @@ def run_confined(
         finally:
             for fd in theirs:
                 os.close(fd)
-        _write(pipes[0][1], payload, deadline)  # a process that ends before reading it all: its status says why
-        os.close(pipes[0][1])
-        pipes[0] = (-1, -1)
-        return _collect(where, number, pipes[1][0], pipes[2][0], deadline, settings, label)
+        try:
+            _write(pipes[0][1], payload, deadline)  # a process that ends before reading it all: its status says why
+            os.close(pipes[0][1])
+            pipes[0] = (-1, -1)
+            return _collect(where, number, pipes[1][0], pipes[2][0], deadline, settings, label)
+        except BaseException:  # a KeyboardInterrupt here, say: the call's process must not outlive the wait
+            where.stop(number)
+            raise
     except SandboxError as exc:
         return Reply(error=exc)
     finally:
