@@ -270,3 +270,10 @@ def test_an_interrupt_of_the_caller_stops_the_call_and_its_process():
         signal.signal(signal.SIGALRM, previous)
     assert wait_until(lambda: not call_processes())
 
+
+def test_the_code_prints_to_its_own_output_whatever_sys_stdout_is_here():
+    solve = trainable()
+    solve.parameter.data = (
+        "def solve(x):\n    import sys\n    print('out')\n    print('err', file=sys.stderr)\n    return x + 1\n"
+    )
+    assert solve(1).data == 2  # here, sys.stdout is the test's capture, which the sandboxed process has not

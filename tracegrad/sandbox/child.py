@@ -7,11 +7,14 @@ for a call (``run_forked``) does it all at once. Either way the call's own setti
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
+import io
 import os
 import pickle
 import socket
+import sys
 
 from tracegrad.sandbox import protocol
 from tracegrad.sandbox.errors import SandboxError
@@ -56,12 +59,16 @@ def _run(header: dict, steps: Plan, payload_fd: int, result_fd: int) -> None:
         _write(result_fd, protocol.encode_raise(error, None))
         return
     _inside = True
+    _own_output()
     module, name = header["entry"]
     value, error, extra = None, None, None
     try:
         value, error, extra = getattr(importlib.import_module(module), name)(payload)
     except BaseException as exc:  # the entry point's own failure (its payload could not be read ...)
         error = exc
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     if error is None:
         _write(result_fd, protocol.encode_return(value, extra))
         return
@@ -69,6 +76,17 @@ def _run(header: dict, steps: Plan, payload_fd: int, result_fd: int) -> None:
         memory = header["settings"].memory
         error.args = (f"out of memory: a sandboxed call may add at most {memory / 2**20:g} MiB",)
     _write(result_fd, protocol.encode_raise(error, extra))
+
+
+def _own_output() -> None:
+    """Print to this process's stdout and stderr. The caller's ``sys.stdout`` may be
+    another object (a test's capture, a notebook's stream) whose descriptor or socket
+    this process does not have."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        with contextlib.suppress(OSError):
+            stream = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="replace")
+            stream.reconfigure(line_buffering=True)
+            setattr(sys, name, stream)
 
 
 def _read_all(fd: int) -> bytes:
