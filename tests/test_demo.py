@@ -26,8 +26,8 @@ def test_the_pipeline_starts_wrong_and_the_guide_says_why():
     score, feedback = guide(example, model(example.input).data)
     assert score == 0.0
     assert feedback == (
-        "quote for '500 g' read the weight as 500.00 kg, but 500 g is 0.50 kg and charged $2000.00, expected $7.00 "
-        "(the price list: $5.00 per parcel + $4.00 per kg)"
+        "quote for '500 g' read the weight as 500000.00 kg, but 500 g is 0.50 kg and charged $2000000.00, "
+        "expected $7.00 (the price list: $5.00 per parcel + $4.00 per kg)"
     )
 
 

@@ -2,7 +2,7 @@
 
 The pipeline quotes shipping prices: ``to_kg`` reads a weight such as ``"500 g"`` and
 ``quote`` charges ``base_fee`` plus $4 per kilogram. Both are wrong to begin with (the
-parser ignores the unit, the fee is missing); both are parameters, a function's code
+parser gets grams wrong, the fee is missing); both are parameters, a function's code
 and a number. ``tg.train`` runs the examples, turns each wrong quote into feedback,
 asks the model for new code and a new fee, and keeps a proposal only when the score
 does not drop. The score before and after, the trace picture and the HTML report of the
@@ -42,8 +42,10 @@ class ShippingQuote(tg.Module):
     @tg.bundle(trainable=True)
     def to_kg(self, weight):
         """Convert a weight such as '2 kg' or '500 g' to kilograms."""
-        parts = weight.split()
-        return float(parts[0])
+        number, unit = weight.split()
+        if unit == "g":
+            return float(number) * 1000
+        return float(number)
 
     @tg.bundle()
     def quote(self, kg, base_fee):
