@@ -17,6 +17,7 @@ timeout that is not retried, since the same request would take as long again.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -93,8 +94,20 @@ def _load(path: Path, n_ctx: int) -> tuple[Any, threading.Lock]:
             model = llama_cpp.Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False, seed=0
             )
+            if not _LOADED:
+                atexit.register(_close_all)
             _LOADED[key] = (model, threading.Lock())
         return _LOADED[key]
+
+
+def _close_all() -> None:
+    """Free the loaded models while the interpreter still works (llama.cpp's own
+    finalizer fails when it runs during interpreter shutdown)."""
+    with _LOADING:
+        for model, lock in _LOADED.values():
+            with lock:
+                model.close()
+        _LOADED.clear()
 
 
 class _Deadline(Exception):
