@@ -26,20 +26,20 @@ def test_the_pipeline_starts_wrong_and_the_guide_says_why():
     score, feedback = guide(example, model(example.input).data)
     assert score == 0.0
     assert feedback == (
-        "quote for '500 g' read the weight as 500000.00 kg, but 500 g is 0.50 kg and charged $2000000.00, "
+        "quote for '500 g' read the weight as 500000.00 kg, but 500 g is 0.50 kg and charged $2000005.00, "
         "expected $7.00 (the price list: $5.00 per parcel + $4.00 per kg)"
     )
 
 
 def test_the_demo_improves_and_writes_the_picture_and_the_report(tmp_path, capsys):
     replies = [
-        json.dumps({"reasoning": "the fee is missing", "suggestion": {"base_fee": 5.0}}),
+        json.dumps({"reasoning": "the fee is too high", "suggestion": {"base_fee": 9.0}}),  # worse: rejected
         json.dumps({"reasoning": "units are ignored", "suggestion": {"to_kg.code": FIXED}}),
     ]
     llm = tg.LLM("stand-in/demo", transport=tg.ScriptedTransport(replies), cache=False)
     assert run(_args(tmp_path), llm=llm) == 0
     out = capsys.readouterr().out
-    assert "score before: 0.00" in out and "score after:  1.00" in out
+    assert "score before: 0.50" in out and "score after:  1.00" in out
     report = tmp_path / "demo" / "run" / "report.html"
     assert f"report: {report}" in out and "<svg" in report.read_text()
     picture = next((tmp_path / "demo").glob("trace.*"))

@@ -1,10 +1,10 @@
 """``tracegrad demo``: optimize a small pipeline for real with the embedded model.
 
 The pipeline quotes shipping prices: ``to_kg`` reads a weight such as ``"500 g"`` and
-``quote`` charges ``base_fee`` plus $4 per kilogram. Both are wrong to begin with (the
-parser gets grams wrong, the fee is missing); both are parameters, a function's code
-and a number. ``tg.train`` runs the examples, turns each wrong quote into feedback,
-asks the model for new code and a new fee, and keeps a proposal only when the score
+``quote`` charges ``base_fee`` plus $4 per kilogram. Both are parameters, a function's
+code and a number: the parser starts wrong (it multiplies grams by 1000 where it should
+divide), the fee starts right and must stay so. ``tg.train`` runs the examples, turns each wrong quote into feedback,
+asks the model for new values, and keeps a proposal only when the score
 does not drop. The score before and after, the trace picture and the HTML report of the
 run are printed at the end.
 
@@ -37,7 +37,7 @@ class ShippingQuote(tg.Module):
     """Quote the shipping price of a parcel from its weight as written by a customer."""
 
     def __init__(self) -> None:
-        self.base_fee = tg.parameter(0.0, tg.Number(low=0, high=50), description="dollars charged per parcel")
+        self.base_fee = tg.parameter(5.0, tg.Number(low=0, high=50), description="dollars charged per parcel")
 
     @tg.bundle(trainable=True)
     def to_kg(self, weight):
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, llm: tg.LLM | None = None) -> int:
     did not get worse."""
     started = time.perf_counter()
     # sampled (reproducibly, from the seed) so that a rejected proposal is not proposed again
-    llm = llm or tg.LLM(args.model, temperature=0.5, seed=args.seed)
+    llm = llm or tg.LLM(args.model, temperature=0.3, seed=args.seed)
     print(f"model: {llm.model}")
     out = Path(args.out)
     run_dir = out / "run"
