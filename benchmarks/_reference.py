@@ -32,9 +32,7 @@ def run_reference(code: str, timeout: float = 600) -> dict | None:
     if python is None:
         return None
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [python, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if proc.returncode != 0:
         print(f"reference run failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
