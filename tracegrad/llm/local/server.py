@@ -36,6 +36,7 @@ from tracegrad.llm.litellm_transport import LiteLLMTransport
 from tracegrad.llm.local.transport import DEFAULT_CONTEXT, llama_response_format, model_file
 from tracegrad.llm.request import LLMRequest, TransportResponse
 from tracegrad.llm.retry import classify
+from tracegrad.llm.transports import Transport
 
 
 class LlamaServerTransport(LiteLLMTransport):
@@ -63,10 +64,8 @@ class LlamaServerTransport(LiteLLMTransport):
                 raise _not_retried_if_timeout(exc) from exc
         return replace(response, cost_usd=0.0)  # a local model costs no dollars
 
-    async def acomplete(self, request: LLMRequest) -> TransportResponse:
-        import asyncio
-
-        return await asyncio.to_thread(self.complete, request)
+    # in a worker thread, so that async calls take their turn at the lock too
+    acomplete = Transport.acomplete
 
     def structured_mode(self, model: str, api_base: str | None) -> str:
         return "json_schema"

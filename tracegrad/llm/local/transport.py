@@ -163,16 +163,6 @@ def llama_response_format(response_format: dict[str, Any] | None) -> dict[str, A
     return response_format
 
 
-def _reused(before: list[int], after: list[int]) -> int:
-    """How many leading tokens two token sequences share."""
-    n = 0
-    for a, b in zip(before, after, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
-
-
 class LocalTransport(Transport):
     """Runs ``local`` models in process with llama.cpp; see the module docstring.
 
@@ -212,7 +202,7 @@ class LocalTransport(Transport):
             prompt_tokens = int(out["usage"]["prompt_tokens"])
             after = model._input_ids[:prompt_tokens].tolist()
         # llama.cpp evaluates at least the prompt's last token, even when all of it matches
-        cached = min(_reused(before, after), max(prompt_tokens - 1, 0))
+        cached = min(model.longest_token_prefix(before, after), max(prompt_tokens - 1, 0))
         choice = out["choices"][0]
         return TransportResponse(
             text=choice["message"].get("content") or "",

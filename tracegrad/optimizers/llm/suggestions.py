@@ -107,15 +107,13 @@ def reply_type(variables: Mapping[str, ParameterNode]) -> type[Reply]:
 
 @lru_cache(maxsize=64)
 def _reply_type(schema_text: str) -> type[Reply]:
-    schema = json.loads(schema_text)
-
-    class StepReply(Reply):
+    class Reply_(Reply):
         @classmethod
         def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            return json.loads(schema_text)
+            return json.loads(schema_text)  # a fresh copy: callers may change it
 
-    StepReply.__name__ = StepReply.__qualname__ = schema["title"]
-    return StepReply
+    Reply_.__name__ = Reply_.__qualname__ = "Reply"
+    return Reply_
 
 
 def _dump(value: Any) -> str:
