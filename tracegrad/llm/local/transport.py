@@ -89,9 +89,11 @@ def _load(path: Path, n_ctx: int) -> tuple[Any, threading.Lock]:
     key = (str(path.resolve()), n_ctx)
     with _LOADING:
         if key not in _LOADED:
-            llama_cpp = _import_llama()
+            _import_llama()
+            from tracegrad.llm.local.sampling import grammar_first_llama
+
             print(f"tracegrad: loading local model {path.name} ({path.stat().st_size >> 20} MB)", file=sys.stderr)
-            model = llama_cpp.Llama(
+            model = grammar_first_llama()(
                 model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False, seed=0
             )
             if not _LOADED:
