@@ -199,7 +199,7 @@ def _step(job: dict[str, Any]) -> dict[str, Any]:
     for _ in range(job["steps"]):
         before = dict(llm.spent)
         opt.zero_feedback()
-        out.backward(job["feedback"])
+        out.backward(job["feedback"], retain_graph=True)  # the same graph every step, as on our side
         started = time.perf_counter()
         opt.step()
         seconds = time.perf_counter() - started
