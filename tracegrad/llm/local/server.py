@@ -2,7 +2,8 @@
 
 ``LLM()`` runs the embedded model in process and needs no server. A server is for
 sharing one loaded model with other programs (another library's optimizer, a shell
-``curl``): :class:`LocalServer` starts ``llama_cpp.server`` on 127.0.0.1 on a free
+``curl``): :class:`LocalServer` starts ``llama_cpp.server`` (with this package's
+grammar sampling, ``tracegrad.llm.local.serve``) on 127.0.0.1 on a free
 port, waits until it answers, and stops it when the ``with`` block or the process
 ends (on Linux the server also dies with its parent, even a killed one).
 
@@ -154,7 +155,7 @@ class LocalServer:
         self.port = _free_port()
         self._log = tempfile.TemporaryFile()  # noqa: SIM115  (open for the server's life; closed by stop)
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "tracegrad.llm.local.serve",
             "--model", str(path), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.n_ctx), "--n_threads", str(os.cpu_count() or 1),
