@@ -2,13 +2,13 @@
 
 The pipeline quotes shipping prices: ``to_kg`` reads a weight such as ``"500 g"`` and
 ``quote`` charges ``base_fee`` plus $4 per kilogram. Both are parameters, a function's
-code and a number: the parser starts wrong (it multiplies grams by 1000 where it should
-divide), the fee starts right and must stay so. ``tg.train`` runs the examples, turns each wrong quote into feedback,
-asks the model for new values, and keeps a proposal only when the score
-does not drop. The score before and after, the trace picture and the HTML report of the
-run are printed at the end.
+code and a number: the parser starts wrong (it ignores the unit, so 500 g is read as
+500 kg), the fee starts right and must stay so. ``tg.train`` runs the examples, turns
+each wrong quote into feedback, asks the model for new values, and keeps a proposal
+only when the score does not drop. The score before and after, the trace picture and
+the HTML report of the run are printed at the end.
 
-It runs offline on the embedded model (``make demo``; a few minutes on two cores,
+It runs offline on the embedded model (``make demo``; under a minute on two cores,
 depending on the CPU), or on any model with ``--model`` (e.g.
 ``--model openai/gpt-4o-mini``) or ``$TRACEGRAD_MODEL``.
 """
@@ -43,8 +43,6 @@ class ShippingQuote(tg.Module):
     def to_kg(self, weight):
         """Convert a weight such as '2 kg' or '500 g' to kilograms."""
         number, unit = weight.split()
-        if unit == "g":
-            return float(number) * 1000
         return float(number)
 
     @tg.bundle()
