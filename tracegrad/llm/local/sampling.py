@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from tracegrad.llm.errors import LLMCallError
+
 #: Candidates checked against the grammar before the whole vocabulary is.
 TOP_K = 40
 
@@ -37,7 +39,7 @@ class _GrammarStage:
         self._c = llama_cpp
         self._inner = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), root.encode("utf-8"))
         if not self._inner:
-            raise ValueError("llama.cpp could not parse the reply's grammar")
+            raise LLMCallError("llama.cpp could not parse the grammar of the reply's schema", kind="bad_request")
         self._k = k
         self._buffer = (llama_cpp.llama_token_data * k)()
         self._top = np.ctypeslib.as_array(self._buffer)
@@ -58,6 +60,15 @@ class _GrammarStage:
         self.sampler = llama_cpp.llama_sampler_init(ctypes.byref(iface), None)
 
     def _apply(self, cur_p: Any) -> None:
+        try:
+            if self._apply_to_likely(cur_p):
+                return
+        except Exception:  # never leave the candidates unchecked: the whole vocabulary then
+            pass
+        self._c.llama_sampler_apply(self._inner, cur_p)
+
+    def _apply_to_likely(self, cur_p: Any) -> bool:
+        """Keep the allowed ones among the top ``k`` candidates; False when none is."""
         array = cur_p.contents
         size = int(array.size)
         if size > self._k:
@@ -70,8 +81,8 @@ class _GrammarStage:
             if len(allowed):
                 candidates[: len(allowed)] = allowed
                 array.size, array.selected, array.sorted = len(allowed), -1, False
-                return
-        self._c.llama_sampler_apply(self._inner, cur_p)
+                return True
+        return False
 
     def _free(self) -> None:
         if self._inner:
