@@ -192,3 +192,28 @@ def test_each_sample_is_its_own_draw_even_from_the_cache(make_llm, graph):
     first, again, other = opt.propose(), opt.propose(), opt.propose(sample=1)
     assert first.values == again.values == {"scale": 3.0} and other.values == {"scale": 4.0}
     assert len(transport.requests) == 2 and transport.requests[1].sample_index == 1
+
+
+def test_a_step_that_repeats_the_last_prompt_is_a_new_draw(make_llm):
+    scale = tg.parameter(2.0, tg.Number(0, 10), name="scale")
+    bias = tg.parameter(1, tg.Integer(-5, 5), name="bias")
+    same = reply({"scale": 2.0})  # the current value: the step changes nothing
+    llm, transport = make_llm([same, same, reply({"scale": 4.0})], temperature=0.7, seed=5, cache=True)
+    opt = OptoPrime([scale, bias], llm=llm)
+
+    def step():
+        opt.zero_feedback()
+        (scale * tg.node(3.0, name="x") + bias).backward("The output should be 10.")
+        return opt.step().status
+
+    statuses = [step() for _ in range(3)]
+    assert statuses == ["unchanged", "unchanged", "updated"] and scale.value == 4.0
+    # each repeat of the one prompt is its own draw (no cache hit), reproducibly seeded
+    assert [r.sample_index for r in transport.requests] == [None, 1, 2]
+    assert [r.params["seed"] for r in transport.requests] == [5, 6, 7]
+    # the count survives a checkpoint, and a prompt that changed starts again at the first draw
+    restored = OptoPrime([scale, bias], llm=llm)
+    restored.load_state_dict(opt.state_dict())
+    assert restored.state_dict()["repeat"] == opt.state_dict()["repeat"]
+    with pytest.raises(TracegradError, match="repeat"):
+        restored.load_state_dict({**opt.state_dict(), "repeat": ["x", -1]})

@@ -12,6 +12,7 @@ itself (budget, network) are raised.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -82,6 +83,11 @@ class _Ask:
     prompt: Prompt
     messages: list[dict[str, str]]
     check: ReplyCheck
+
+    @property
+    def digest(self) -> str:
+        """Identifies the exact request text."""
+        return hashlib.sha256(json.dumps(self.messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class LLMOptimizer(Optimizer):
@@ -161,6 +167,8 @@ class LLMOptimizer(Optimizer):
         sampling = sampling_settings(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=stop)
         self.call_settings: dict[str, Any] = merged(sampling, extra, type(self).__name__)
         self._name_of = {p: name for name, p in self.names.items()}
+        # (digest of the last applied proposal's prompt, how many applied proposals in a row had it)
+        self._repeat: tuple[str, int] = ("", 0)
 
     @property
     def llm(self) -> LLM:
@@ -213,7 +221,10 @@ class LLMOptimizer(Optimizer):
     def propose(self, *, sample: int = 0) -> Proposal:
         """Ask the model for new values (one structured call, its repair turns included);
         changes nothing. Each ``sample`` is its own draw: its requests are cached apart
-        (the client's ``sample_index``), so cached calls do not repeat one answer."""
+        (the client's ``sample_index``, which also offsets a ``seed``), so cached calls do
+        not repeat one answer. So is a step whose prompt is exactly that of the steps
+        applied just before it (they changed nothing the prompt shows): it is not asked
+        for the same reply again."""
         started = time.perf_counter()
         ask = self._ask()
         if ask is None:
@@ -258,11 +269,16 @@ class LLMOptimizer(Optimizer):
             "schema": reply_type(ask.prompt.variables),
             "check": ask.check,
             "repairs": self.max_attempts - 1,
-            "sample_index": sample or None,
+            "sample_index": (sample + self._repeats(ask)) or None,
             "max_tokens": self._reply_tokens(),
             **sampling,
             **({"extra": extra} if extra else {}),
         }
+
+    def _repeats(self, ask: _Ask) -> int:
+        """How many proposals from this very prompt were applied in a row just before."""
+        digest, count = self._repeat
+        return count if digest == ask.digest else 0
 
     def _reply_tokens(self) -> int | None:
         """The reply tokens a call asks for: the call settings', else the client's, else
@@ -315,17 +331,20 @@ class LLMOptimizer(Optimizer):
             reason=_refusal(check, done),
         )
         # the memory records the values as they were shown, before any update
-        return self._proposal(values, report, Memory(ask.prompt.values, ask.prompt.feedback))
+        return self._proposal(values, report, (Memory(ask.prompt.values, ask.prompt.feedback), ask.digest))
 
     def _take_state(self, state: Any) -> None:
         if state is not None:
-            self.memory.append(state)
+            memory, digest = state
+            self.memory.append(memory)
+            self._repeat = (digest, self._repeat[1] + 1 if self._repeat[0] == digest else 1)
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["objective"] = self.objective
         state["memory"] = [{"values": m.values, "feedback": m.feedback} for m in self.memory]
+        state["repeat"] = list(self._repeat)
         return json.loads(json.dumps(state, default=repr))
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -336,7 +355,17 @@ class LLMOptimizer(Optimizer):
         if not isinstance(objective, str):
             raise TracegradError(f"objective must be a string, got {objective!r}")
         memory = _checked_memory(state.get("memory", []))
+        repeat = state.get("repeat", ["", 0])
+        if not (
+            isinstance(repeat, list | tuple)
+            and len(repeat) == 2
+            and isinstance(repeat[0], str)
+            and isinstance(repeat[1], int)
+            and repeat[1] >= 0
+        ):
+            raise TracegradError(f"repeat must be [prompt digest, count], got {repeat!r}")
         self.step_count = step_count
+        self._repeat = (repeat[0], repeat[1])
         self.objective = objective
         self.memory.clear()
         self.memory.extend(memory)
