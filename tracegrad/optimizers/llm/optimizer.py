@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tracegrad._text import literal
 from tracegrad.errors import TracegradError
 from tracegrad.llm.errors import StructuredOutputError
 from tracegrad.llm.settings import PROVIDER_HINT, SAMPLING, checked_keywords, merged, sampling_settings
@@ -30,6 +29,7 @@ from tracegrad.llm.structured import REPAIR_TURN_CHARS
 from tracegrad.llm.tokens import TokenCounter, estimate_tokens, tokens_for_chars
 from tracegrad.nodes.module import Module
 from tracegrad.optimizers.base import Optimizer, ParameterUpdate, Proposal
+from tracegrad.optimizers.llm.memory import Memory, checked_memory, checked_repeat
 from tracegrad.optimizers.llm.problem import Problem
 from tracegrad.optimizers.llm.render import render_problem
 from tracegrad.optimizers.llm.suggestions import ReplyCheck, reply_type
@@ -62,18 +62,6 @@ class Prompt:
     def values(self) -> dict[str, Any]:
         """The variables' values as shown, as JSON data."""
         return {name: p.kind.to_json(p.value) for name, p in self.variables.items()}
-
-
-@dataclass
-class Memory:
-    """The values of the variables at one step and the feedback they received."""
-
-    values: dict[str, Any]
-    feedback: str
-
-    def render(self) -> str:
-        values = ", ".join(f"{k}={literal(v)}" for k, v in self.values.items())
-        return f"{values}\nfeedback: {self.feedback}"
 
 
 @dataclass
@@ -354,37 +342,13 @@ class LLMOptimizer(Optimizer):
         objective = state.get("objective", self.objective)
         if not isinstance(objective, str):
             raise TracegradError(f"objective must be a string, got {objective!r}")
-        memory = _checked_memory(state.get("memory", []))
-        repeat = state.get("repeat", ["", 0])
-        if not (
-            isinstance(repeat, list | tuple)
-            and len(repeat) == 2
-            and isinstance(repeat[0], str)
-            and isinstance(repeat[1], int)
-            and repeat[1] >= 0
-        ):
-            raise TracegradError(f"repeat must be [prompt digest, count], got {repeat!r}")
+        memory = checked_memory(state.get("memory", []))
+        repeat = checked_repeat(state.get("repeat", ["", 0]))
         self.step_count = step_count
-        self._repeat = (repeat[0], repeat[1])
+        self._repeat = repeat
         self.objective = objective
         self.memory.clear()
         self.memory.extend(memory)
-
-
-def _checked_memory(items: Any) -> list[Memory]:
-    """The memory entries of a saved state, checked (changes nothing)."""
-    if not isinstance(items, list):
-        raise TracegradError(f"memory must be a list of entries, got {type(items).__name__}")
-    out = []
-    for i, item in enumerate(items):
-        values = item.get("values") if isinstance(item, Mapping) else None
-        feedback = item.get("feedback") if isinstance(item, Mapping) else None
-        if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
-            raise TracegradError(f"memory entry {i} needs 'values', a mapping of names to values: {item!r}")
-        if not isinstance(feedback, str):
-            raise TracegradError(f"memory entry {i} needs 'feedback', a string: {item!r}")
-        out.append(Memory(dict(values), feedback))
-    return out
 
 
 def _refusal(check: ReplyCheck, done: Completion | None) -> str:
