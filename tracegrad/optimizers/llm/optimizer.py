@@ -12,6 +12,7 @@ itself (budget, network) are raised.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -72,9 +73,9 @@ class _Ask:
     messages: list[dict[str, str]]
     check: ReplyCheck
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """Identifies the exact request text."""
+        """Identifies the exact request text (computed once per proposal)."""
         return hashlib.sha256(json.dumps(self.messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
