@@ -43,6 +43,22 @@ def test_text_accepts_numbers_as_text_but_not_structures():
     assert rejected and rejected[0].name == "prompt"
 
 
+@pytest.mark.parametrize(
+    ("current", "suggested", "taken"),
+    [
+        ("Hello", "'hello there.'", "hello there."),  # the literal the prompt showed, quotes copied
+        ("Hello", '"it\'s here"', "it's here"),
+        ("'quoted'", "'still quoted'", "'still quoted'"),  # the current value is quoted: so may the new one be
+        ("Hello", "'a' and 'b'", "'a' and 'b'"),  # not one literal
+        ("Hello", "'unbalanced", "'unbalanced"),
+        ("Hello", "plain text", "plain text"),
+    ],
+)
+def test_text_given_as_a_python_literal_is_unquoted(current, suggested, taken):
+    line = tg.parameter(current, name="line")
+    assert check({"line": suggested}, _vars(line))[0] == {line: taken}
+
+
 @tg.bundle(trainable=True)
 def area(w, h):
     """Area of a rectangle."""

@@ -16,6 +16,7 @@ all-or-nothing when a proposal is applied.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import time
@@ -146,12 +147,30 @@ def _has_invalid_text(value: Any, depth: int = 0) -> bool:
     return False
 
 
+def _unquoted(value: str, current: Any) -> str:
+    """``value`` without the quotes of a Python string literal around it, when it is
+    one and ``current`` is not quoted the same way (prompts show text as literals, and
+    small models copy the quotes into their JSON string)."""
+    text = value.strip()
+    if len(text) < 2 or text[0] != text[-1] or text[0] not in "'\"":
+        return value
+    if isinstance(current, str) and current.strip()[:1] == text[0] == current.strip()[-1:]:
+        return value
+    try:
+        inner = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return value
+    return inner if isinstance(inner, str) else value
+
+
 def coerce(param: ParameterNode, value: Any) -> Any:
     """Bring a model's value into the shape the parameter's kind expects.
 
     Only unambiguous conversions: code taken out of a markdown fence (and given back the
-    current docstring when it has none, see ``docstrings``), numbers for text,
-    numeric strings trimmed for numbers. The kind's own validation decides the rest.
+    current docstring when it has none, see ``docstrings``), numbers for text, text
+    given as the Python literal the prompt shows it as (``'a b'``) unquoted unless the
+    current value is itself quoted, numeric strings trimmed for numbers. The kind's own
+    validation decides the rest.
     """
     kind = param.kind
     if isinstance(kind, Code) and isinstance(value, str):
@@ -160,6 +179,8 @@ def coerce(param: ParameterNode, value: Any) -> Any:
         return restore_docstring(code, kind.function, split_docstring(str(param.value), kind.function)[1])
     if isinstance(kind, Text) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
+    if isinstance(kind, Text) and isinstance(value, str):
+        return _unquoted(value, param.value)
     if isinstance(kind, (Number, Integer)) and isinstance(value, str):
         return value.strip()
     return value
