@@ -173,9 +173,9 @@ def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
     op_keys = []
     for node in topological(losses):
         nid = id(node)
-        parents = node._parents
+        parents = node.parents
         if nid in parameters:  # its shape and dtype are part of the program
-            a._sigs.append(("p", parameters[nid], _signature(node._data)))
+            a._sigs.append(("p", parameters[nid], _signature(node.value)))
             continue
         if nid in depends or not parents:
             continue
@@ -189,7 +189,7 @@ def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
         a.ops.append(node)
         a._passed = passed = set()
         args = []
-        for arg in node._args:  # the common case inline: an argument that is a node
+        for arg in node.args:  # the common case inline: an argument that is a node
             if isinstance(arg, Node):
                 aid = id(arg)
                 passed.add(aid)
@@ -197,7 +197,8 @@ def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
             else:
                 args.append(a.arg_key(arg))
         args_key = tuple(args)
-        kwargs_key = a.arg_key(node._kwargs) if node._kwargs else None
+        kwargs = node.kwargs
+        kwargs_key = a.arg_key(kwargs) if kwargs else None
         captured_key = None
         if len(parents) > len(passed):  # nodes read through .data inside the function
             captured = []
@@ -214,7 +215,7 @@ def analyze(losses: Sequence[Node], parameters: Mapping[int, str]) -> Analysis:
                     )
                 captured.append(a.freeze(parent.value))
             captured_key = tuple(captured)
-        op_keys.append((node._op.fn, args_key, kwargs_key, captured_key))
+        op_keys.append((node.operator.fn, args_key, kwargs_key, captured_key))
     a.losses = tuple(refs.get(id(n)) or a.external(n) for n in losses)
     a.key = (tuple(op_keys), tuple(a._sigs), a.losses)
     return a
