@@ -9,6 +9,7 @@ import pytest
 import tracegrad as tg
 from tracegrad.llm import Budget, BudgetExceeded
 from tracegrad.llm.tokens import estimate_tokens
+from tracegrad.optimizers.llm.optimizer import MAX_REPLY_TOKENS, MIN_REPLY_TOKENS, reply_tokens
 from tracegrad.optimizers.llm.optoprime import OptoPrime
 
 
@@ -251,11 +252,24 @@ def test_optimizer_calls_ask_for_a_bounded_reply_by_default(make_llm, graph):
     scale, bias, out = graph
     opt, transport = make_opt(make_llm, [scale, bias], [reply()])
     opt.step()
-    assert transport.requests[0].params["max_tokens"] == 4096
+    assert transport.requests[0].params["max_tokens"] == MIN_REPLY_TOKENS  # two numbers: the floor
     out.backward("The output should be 10.")  # the step consumed the feedback
     opt, transport = make_opt(make_llm, [scale, bias], [reply()], max_tokens=300)
     opt.step()
     assert transport.requests[0].params["max_tokens"] == 300
+
+
+def test_the_default_reply_bound_grows_with_the_variables_and_stays_bounded(make_llm):
+    small = tg.parameter("Be brief.", name="prompt")
+    assert reply_tokens([small]) == MIN_REPLY_TOKENS
+    code = tg.parameter("x = 1\n" * 200, name="long")  # about 300 tokens: a rewrite may grow
+    assert MIN_REPLY_TOKENS < reply_tokens([code]) < MAX_REPLY_TOKENS
+    assert reply_tokens([code, small]) > reply_tokens([code])
+    assert reply_tokens([tg.parameter("word " * 5000, name="huge")]) == MAX_REPLY_TOKENS
+    llm, transport = make_llm([reply()])
+    tg.bundle()(len)(code).backward("shorter, please")
+    OptoPrime([code], llm=llm).step()
+    assert transport.requests[0].params["max_tokens"] == reply_tokens([code])
 
 
 def test_cost_of_a_run_is_projected_before_it_starts(make_llm, graph):
@@ -264,7 +278,7 @@ def test_cost_of_a_run_is_projected_before_it_starts(make_llm, graph):
     estimate = opt.estimate_cost(steps=10)
     assert transport.requests == []  # nothing was sent
     assert estimate.calls == 10 and estimate.prompt_tokens > 50
-    assert estimate.completion_tokens == 4096  # the bounded reply
+    assert estimate.completion_tokens == MIN_REPLY_TOKENS  # the bounded reply
     opt.zero_feedback()
     assert opt.estimate_cost() is None
 

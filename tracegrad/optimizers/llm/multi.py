@@ -202,7 +202,7 @@ class OptoPrimeMulti(OptoPrime):
         if self.select == "majority" or len(usable) == 1:
             return by_majority(self, usable)
         judge = self.judge or self.llm
-        return by_judge(self, usable, judge, ask.prompt.text, max_tokens=self._reply_tokens())
+        return by_judge(self, usable, judge, ask.prompt.text, max_tokens=self._reply_tokens(ask))
 
     def _summary(self, k: int, proposal: Proposal) -> dict[str, Any]:
         report = proposal.report

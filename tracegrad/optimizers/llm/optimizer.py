@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tracegrad._text import literal
 from tracegrad.errors import TracegradError
 from tracegrad.llm.errors import StructuredOutputError
 from tracegrad.llm.settings import PROVIDER_HINT, SAMPLING, checked_keywords, merged, sampling_settings
@@ -42,8 +43,11 @@ if TYPE_CHECKING:
     from tracegrad.llm.usage import CostEstimate
 
 
-#: Reply tokens asked for by default (room for a rewritten function and its reasoning).
-DEFAULT_REPLY_TOKENS = 4096
+#: The bounds of the reply tokens a step asks for when no ``max_tokens`` is set; within
+#: them, the reasoning's room plus four times each variable's current value (at least
+#: ``VARIABLE_REPLY_TOKENS``): a rewrite may grow, a runaway reply stops early.
+MIN_REPLY_TOKENS, MAX_REPLY_TOKENS = 512, 4096
+REASONING_REPLY_TOKENS, VARIABLE_REPLY_TOKENS = 256, 128
 #: The fewest prompt tokens a problem may be squeezed into and still say something.
 MIN_PROBLEM_TOKENS = 256
 #: Prompt tokens kept free for a repair turn (the rejected reply and why).
@@ -96,7 +100,8 @@ class LLMOptimizer(Optimizer):
             fast estimate.
         log_path: a JSON-lines file every applied step's report is appended to.
         temperature, top_p, max_tokens, seed, stop: sampling settings of the optimizer's
-            model calls (None: the client's; ``max_tokens`` defaults to 4096).
+            model calls (None: the client's; ``max_tokens`` defaults to a bound sized
+            from the step's variables, see ``reply_tokens``).
         extra: a provider's own parameters for the optimizer's model calls.
 
     An unknown keyword argument is a ``TypeError`` naming the closest valid one.
@@ -204,7 +209,7 @@ class LLMOptimizer(Optimizer):
         ask = self._ask()
         if ask is None:
             return None
-        return self.llm.estimate_cost(ask.messages, self._reply_tokens(), calls=steps)
+        return self.llm.estimate_cost(ask.messages, self._reply_tokens(ask), calls=steps)
 
     # -- propose ----------------------------------------------------------------------------
     def propose(self, *, sample: int = 0) -> Proposal:
@@ -259,7 +264,7 @@ class LLMOptimizer(Optimizer):
             "check": ask.check,
             "repairs": self.max_attempts - 1,
             "sample_index": (sample + self._repeats(ask)) or None,
-            "max_tokens": self._reply_tokens(),
+            "max_tokens": self._reply_tokens(ask),
             **sampling,
             **({"extra": extra} if extra else {}),
         }
@@ -269,14 +274,14 @@ class LLMOptimizer(Optimizer):
         digest, count = self._repeat
         return count if digest == ask.digest else 0
 
-    def _reply_tokens(self) -> int | None:
+    def _reply_tokens(self, ask: _Ask) -> int | None:
         """The reply tokens a call asks for: the call settings', else the client's, else
-        ``DEFAULT_REPLY_TOKENS`` (a model that never stops would otherwise generate up to
-        its context limit)."""
+        ``reply_tokens`` of the step's variables (a model that never stops would otherwise
+        generate up to its context limit)."""
         for settings in (self.call_settings, self.llm.settings):
             if "max_tokens" in settings:
                 return settings["max_tokens"]
-        return DEFAULT_REPLY_TOKENS
+        return reply_tokens(ask.prompt.variables.values(), self.count_tokens)
 
     def _problem_tokens(self) -> int:
         """Prompt tokens left for the problem after the system prompt and a repair turn."""
@@ -350,6 +355,12 @@ class LLMOptimizer(Optimizer):
         self.objective = objective
         self.memory.clear()
         self.memory.extend(memory)
+
+
+def reply_tokens(variables: Iterable[ParameterNode], count: TokenCounter = estimate_tokens) -> int:
+    """The default reply bound of a step about ``variables`` (see ``MIN_REPLY_TOKENS``)."""
+    room = sum(max(VARIABLE_REPLY_TOKENS, 4 * count(literal(p.value))) for p in variables)
+    return min(MAX_REPLY_TOKENS, max(MIN_REPLY_TOKENS, REASONING_REPLY_TOKENS + room))
 
 
 def _refusal(check: ReplyCheck, done: Completion | None) -> str:
