@@ -9,7 +9,10 @@ sets ``TRACEGRAD_REQUIRE_LOCAL_MODEL=1`` so that a missing model fails instead.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -120,3 +123,42 @@ def test_the_server_starts_answers_and_leaves_no_process_behind():
         assert done.cost_usd == 0.0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+_BUSY_PARENT = """
+from pydantic import BaseModel, Field
+from tracegrad.llm.local import LocalServer
+class Story(BaseModel):
+    text: str = Field(min_length=6000)  # the grammar keeps the server decoding for minutes
+with LocalServer() as server:
+    print(server.process.pid, flush=True)
+    server.llm(temperature=0, max_tokens=3000).complete("Write a long story.", schema=Story)
+"""
+
+
+def _state(pid: int) -> tuple[str, int]:
+    """A process's state letter and its CPU ticks so far (("gone", 0) once reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return "gone", 0
+    return fields[0], int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_server_decoding_a_long_reply_dies_at_once_with_its_killed_parent():
+    parent = subprocess.Popen([sys.executable, "-c", _BUSY_PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        time.sleep(3)
+        before = _state(pid)[1]
+        time.sleep(1)
+        assert _state(pid)[1] > before  # it is decoding the long reply
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while _state(pid)[0] not in ("gone", "Z") and time.monotonic() < deadline:  # a zombie is dead
+        time.sleep(0.1)
+    assert _state(pid)[0] in ("gone", "Z")
