@@ -112,35 +112,6 @@ def test_a_model_that_answers_nothing_useful_changes_nothing(make_llm, graph):
         assert estimate_tokens("".join(m["content"] for m in request.messages)) <= opt.prompt_tokens
 
 
-def test_a_suggestion_of_the_current_values_is_asked_again_once_per_repeat(make_llm, graph):
-    scale, bias, _ = graph
-    same = reply({"scale": 2.0, "bias": 1})  # exactly what the feedback is about
-    opt, transport = make_opt(make_llm, [scale, bias], [same, reply({"scale": 3.0})])
-    report = opt.step()
-    assert report.status == "updated" and scale.data == 3.0
-    assert report.attempts == 2 and not report.rejections  # valid values, not a rejection
-    assert report.details["repeated_replies"] == 1
-    turn = transport.requests[1].messages[-1]["content"]
-    assert "scale=2.0" in turn and "bias=1" in turn and "empty suggestion" in turn
-
-
-def test_repeating_the_current_values_to_the_end_changes_nothing(make_llm, graph):
-    scale, bias, _ = graph
-    same = reply({"scale": 2.0})
-    opt, transport = make_opt(make_llm, [scale, bias], [same] * 3)
-    report = opt.step()
-    assert report.status == "unchanged" and not report.changed and not report.reason
-    assert len(transport.requests) == 3 and (scale.data, bias.data) == (2.0, 1)
-
-
-def test_an_empty_suggestion_or_one_real_change_is_taken_at_once(make_llm, graph):
-    scale, bias, out = graph
-    opt, transport = make_opt(make_llm, [scale, bias], [reply({}), reply({"scale": 2.0, "bias": 2})])
-    assert opt.step().status == "unchanged" and len(transport.requests) == 1
-    out.backward("The output should be 10.")
-    assert opt.step().status == "updated" and bias.data == 2 and len(transport.requests) == 2
-
-
 def test_terminate_means_no_change_without_asking_again(make_llm, graph):
     scale, bias, _ = graph
     opt, _ = make_opt(make_llm, [scale, bias], ["TERMINATE", "TERMINATE"])

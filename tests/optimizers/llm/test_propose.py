@@ -199,7 +199,7 @@ def test_a_step_that_repeats_the_last_prompt_is_a_new_draw(make_llm):
     bias = tg.parameter(1, tg.Integer(-5, 5), name="bias")
     same = reply({"scale": 2.0})  # the current value: the step changes nothing
     llm, transport = make_llm([same, same, reply({"scale": 4.0})], temperature=0.7, seed=5, cache=True)
-    opt = OptoPrime([scale, bias], llm=llm, max_attempts=1)  # no turn to ask for another value
+    opt = OptoPrime([scale, bias], llm=llm)
 
     def step():
         opt.zero_feedback()

@@ -318,7 +318,7 @@ class LLMOptimizer(Optimizer):
             seconds=time.perf_counter() - started,
             attempts=check.replies,
             rejections=list(check.rejections),
-            details={"prompt_chars": sum(len(m["content"]) for m in ask.messages), "repeated_replies": check.repeated},
+            details={"prompt_chars": sum(len(m["content"]) for m in ask.messages)},
             messages=list(done.request.messages) if done is not None and done.request is not None else [],
             reply=done.text if done is not None else "",
             overhead_ms=1000 * (time.perf_counter() - started - call_seconds + check.seconds),

@@ -9,11 +9,8 @@ write an invalid suggestion or ramble. Replies are still parsed leniently. Each 
 value is converted to its parameter's kind (numbers from numeric text, code out of
 markdown fences, ...) and validated by the kind; anything that fails, or names a
 variable the model was not shown, becomes a ``Rejection`` with a reason the model can
-read. A suggestion whose values are all the current ones (the values the feedback is
-about) is valid but sent back once per reply, asking for other values or an empty
-suggestion: small models often restate the value they meant to change, and a step
-spent on it learns nothing. ``ReplyCheck`` is the check a step gives the client: it
-judges every reply and keeps what the step reports. Nothing here assigns a parameter: that is done
+read. ``ReplyCheck`` is the check a step gives the client: it judges every reply and
+keeps what the step reports. Nothing here assigns a parameter: that is done
 all-or-nothing when a proposal is applied.
 """
 
@@ -34,7 +31,7 @@ from tracegrad.errors import InvalidValueError
 from tracegrad.llm.request import Completion
 from tracegrad.llm.structured import clean_text
 from tracegrad.nodes.kinds import Code, Integer, Number, Text
-from tracegrad.optimizers.base import ParameterUpdate, Rejection
+from tracegrad.optimizers.base import Rejection
 from tracegrad.optimizers.llm.docstrings import restore_docstring, split_docstring
 from tracegrad.trace import ParameterNode
 
@@ -214,12 +211,6 @@ def check(
     return accepted, rejected
 
 
-#: The repair turn of a suggestion that only repeats the current values.
-REPEATED = (
-    "{values} is what the variables hold now, and the #Feedback is about these values: "
-    "suggest different values that address it, or an empty suggestion to keep them."
-)
-
 _REPLY_KEYS = frozenset({"reasoning", "answer", "suggestion"})
 
 
@@ -228,7 +219,6 @@ class ReplyCheck:
     step reports: the accepted values, every rejection, the last reasoning and answer,
     how many replies it judged and the seconds it spent judging them.
 
-    ``repeated`` counts the replies sent back for only repeating the current values.
     ``outcome`` of the last reply is ``accepted`` (every suggested value is valid),
     ``done`` (the model answered ``TERMINATE``: nothing should change), ``rejected`` (a
     suggested value failed its check) or ``no_reply`` (no usable JSON object).
@@ -242,7 +232,6 @@ class ReplyCheck:
         self.reasoning = ""
         self.answer: str | None = None
         self.replies = 0
-        self.repeated = 0
         self.seconds = 0.0
 
     def __call__(self, done: Completion) -> list[str]:
@@ -276,10 +265,4 @@ class ReplyCheck:
             return ["Nothing was changed; these values are invalid:", *(r.line() for r in rejected)]
         self.outcome = "accepted"
         self.accepted = accepted
-        if accepted and not any(ParameterUpdate("", p.value, v).changed for p, v in accepted.items()):
-            # the model meant to change something and repeated what the feedback is
-            # about: one more turn may find a new value (if none does, nothing changes)
-            self.repeated += 1
-            shown = ", ".join(f"{name}={preview(accepted[p])}" for name, p in self.variables.items() if p in accepted)
-            return [REPEATED.format(values=shown)]
         return []
