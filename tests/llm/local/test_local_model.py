@@ -151,10 +151,10 @@ def test_a_server_decoding_a_long_reply_dies_at_once_with_its_killed_parent():
     parent = subprocess.Popen([sys.executable, "-c", _BUSY_PARENT], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(parent.stdout.readline())
-        time.sleep(3)
-        before = _state(pid)[1]
-        time.sleep(1)
-        assert _state(pid)[1] > before  # it is decoding the long reply
+        second, start, deadline = os.sysconf("SC_CLK_TCK"), _state(pid)[1], time.monotonic() + 120
+        while _state(pid)[1] - start < second and time.monotonic() < deadline:  # an idle server spends no CPU
+            time.sleep(0.2)
+        assert _state(pid)[1] - start >= second  # a CPU-second spent: it is working on the long reply
     finally:
         parent.kill()
         parent.wait()
