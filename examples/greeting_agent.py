@@ -143,28 +143,32 @@ def choose_llms(model: str | None) -> tuple[tg.LLM, tg.LLM]:
 
 
 def train(task_llm: tg.LLM, optimizer_llm: tg.LLM, epochs: int = 3) -> tuple[int, int]:
-    """Greet, give feedback, step; returns the correct greetings before and after."""
+    """Greet, give feedback, step; returns the correct greetings before and after. The
+    agent ends with the best parameters seen: a step can make things worse, and a later
+    one need not undo it."""
     agent = Agent("You are a sales assistant.", task_llm)
     optimizer = tg.OptoPrime(agent, llm=optimizer_llm)
-    first = correct = 0
-    for epoch in range(1, epochs + 1):
-        print(f"epoch {epoch}:")
+    first, best, best_state = None, -1, agent.state_dict()
+    for epoch in range(1, epochs + 2):
+        print(f"epoch {epoch}:" if epoch <= epochs else "after the last step:")
         results = greet_all(agent)
         correct = sum(feedback == "Correct" for _, feedback in results)
-        if epoch == 1:
-            first = correct
-        if correct == len(CUSTOMERS):
+        first = correct if first is None else first
+        if correct > best:
+            best, best_state = correct, agent.state_dict()
+        if correct == len(CUSTOMERS) or epoch > epochs:
             break
         optimizer.zero_feedback()
         for greeting, feedback in results:
             optimizer.backward(greeting, feedback)
         print(optimizer.step().summary())
-    else:
-        correct = sum(feedback == "Correct" for _, feedback in greet_all(agent))
-    print(f"correct greetings: {first}/{len(CUSTOMERS)} -> {correct}/{len(CUSTOMERS)}")
+    if correct < best:
+        print(f"(the last step made it worse, {correct}/{len(CUSTOMERS)}: keeping the best parameters)")
+        agent.load_state_dict(best_state)
+    print(f"correct greetings: {first}/{len(CUSTOMERS)} -> {best}/{len(CUSTOMERS)}")
     for path, param in agent.named_parameters():
         print(f"--- {path}\n{param.data}")
-    return first, correct
+    return first, best
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -57,3 +59,23 @@ def test_the_battleship_agent_hits_more_after_training(tmp_path):
     assert re.findall(r"^round (\d)", out, re.M) == ["1", "2", "3", "4"]
     assert "Invalid shot None" in out  # the first feedback: the untrained agent returns None
     assert 'return {"targets": targets}' in out  # reason() was rewritten as well as select_coordinate()
+
+
+def test_the_greeting_agent_keeps_its_best_parameters_when_a_step_makes_it_worse(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("greeting_agent", EXAMPLES / "greeting_agent.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    name_only = "Extract the customer's name. Reply with the name only."
+    broken = "def decide_lang(self, response):\n    raise ValueError('no language')\n"
+    replies = [
+        json.dumps({"reasoning": "ask for the name only", "suggestion": {"instruct2": name_only}}),
+        json.dumps({"reasoning": "a worse rewrite", "suggestion": {"decide_lang.code": broken}}),
+    ]
+    task = tg.LLM("stand-in/task", transport=tg.ScriptedTransport(example.stand_in_task_model), cache=False)
+    optimizer = tg.LLM("scripted/optimizer", transport=tg.ScriptedTransport(replies), cache=False)
+    assert example.train(task, optimizer, epochs=2) == (0, 1)  # Juan greeted right after step 1, nobody after step 2
+    out = capsys.readouterr().out
+    assert "The agent raised ValueError('no language')" in out
+    assert "keeping the best parameters" in out and "correct greetings: 0/2 -> 1/2" in out
+    assert f"--- instruct2\n{name_only}" in out  # the good step's instruction stays ...
+    assert "raise ValueError" not in out.split("correct greetings")[-1]  # ... and the broken code is undone
