@@ -10,7 +10,8 @@ function).
 First JaxOptimizer tunes the gains alone; then ``Hybrid(llm=OptoPrime(code),
 jax=JaxOptimizer(gains))`` runs a few rounds: one ``backward`` gives the numeric cost to
 JAX and a text summary of the trajectory to the LLM, and one ``step()`` updates both.
-The LLM is the one ``TRACEGRAD_MODEL`` names; without one, a scripted stand-in that
+A rewrite can make the controller worse: the rounds end with the best code and gains
+seen. The LLM is the one ``TRACEGRAD_MODEL`` names; without one, a scripted stand-in that
 knows a single fix (cancel the rail's friction) plays its part, and says so.
 
 Run: ``python examples/hybrid_controller.py``
@@ -111,8 +112,14 @@ def hybrid_rounds(gains: tg.Node, rounds: int, gradient_steps: int = 10) -> None
         print("  (no model configured: using the offline stand-in; set TRACEGRAD_MODEL for a real one)")
         llm = tg.LLM("stand-in", transport=tg.ScriptedTransport(stand_in_model), cache=False)
     opt = tg.Hybrid(llm=tg.OptoPrime([controller.parameter], llm=llm), jax=tg.JaxOptimizer([gains], optax.adam(0.1)))
-    for r in range(rounds):
+    code = controller.parameter
+    best: tuple[float, str, jax.Array] | None = None  # (cost, code, gains) of the best round so far
+    for r in range(rounds + 1):
         cost, positions = simulate(gains)
+        if best is None or float(cost.data) < best[0]:
+            best = (float(cost.data), code.data, gains.data)
+        if r == rounds:
+            break
         feedback = summary(cost, positions)
         print(f"  round {r}: {feedback}")
         opt.zero_feedback()
@@ -125,7 +132,12 @@ def hybrid_rounds(gains: tg.Node, rounds: int, gradient_steps: int = 10) -> None
             jax_opt.zero_feedback()
             jax_opt.backward(cost)
             jax_opt.step()
-    print("  final controller code:\n" + controller.parameter.data)
+    print(f"  after the last round: {summary(cost, positions)}")
+    if best is not None and best[0] < float(cost.data):  # a rewrite can make the controller worse
+        print(f"  keeping the best round's code and gains (cost {best[0]:.3f})")
+        code.update(best[1])
+        gains.update(best[2])
+    print("  final controller code:\n" + code.data)
 
 
 def main() -> None:

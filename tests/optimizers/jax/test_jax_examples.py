@@ -63,6 +63,28 @@ def test_hybrid_controller_rounds_with_a_scripted_model(monkeypatch):
     assert "overshoot" in transport.requests[0].messages[-1]["content"]
 
 
+def test_hybrid_controller_keeps_the_best_round_when_a_rewrite_is_worse(monkeypatch, capsys):
+    import jax.numpy as jnp
+
+    import tracegrad as tg
+
+    spec = importlib.util.spec_from_file_location("hybrid_controller_worse", ROOT / "examples/hybrid_controller.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    original = example.controller.parameter.data
+    idle = "def controller(state, gains):\n    return 0.0 * gains[0]\n"  # no force: the cart never moves
+    reply = json.dumps({"reasoning": "switch it off", "answer": None, "suggestion": {"controller_code": idle}})
+    real = tg.LLM
+    monkeypatch.setenv("TRACEGRAD_MODEL", "test/model")
+    transport = tg.ScriptedTransport([reply])
+    monkeypatch.setattr(tg, "LLM", lambda *a, **k: real("test/model", transport=transport, cache=False))
+    gains = tg.node(jnp.array([0.5, 0.1]), trainable=True, name="gains")
+    example.hybrid_rounds(gains, 1, gradient_steps=2)
+    assert "keeping the best round's code and gains" in capsys.readouterr().out
+    assert example.controller.parameter.data == original
+    assert [round(float(g), 6) for g in gains.data] == [0.5, 0.1]
+
+
 def test_benchmark_prints_its_figures():
     figures = json.loads(run("benchmarks/jax_replay.py", "--quick").strip().splitlines()[-1])
     for key in (
