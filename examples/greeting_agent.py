@@ -64,6 +64,8 @@ def feedback_fn(greeting: str, lang: str, name: str) -> str:
         problems.append(f"the customer wrote in {language}, so the greeting must be in {language}")
     if f", {name}!" not in greeting:
         problems.append("the greeting must address the customer by their name alone")
+    if not problems:  # the right words, with something else around them
+        problems.append(f"the greeting must be exactly {hello + ', ' + name + '!'!r}")
     return f"Incorrect: {'; '.join(problems)} (the greeting was {greeting!r})."
 
 

@@ -79,3 +79,12 @@ def test_the_greeting_agent_keeps_its_best_parameters_when_a_step_makes_it_worse
     assert "keeping the best parameters" in out and "correct greetings: 0/2 -> 1/2" in out
     assert f"--- instruct2\n{name_only}" in out  # the good step's instruction stays ...
     assert "raise ValueError" not in out.split("correct greetings")[-1]  # ... and the broken code is undone
+
+
+def test_the_greeting_feedback_names_what_is_wrong_with_extra_words():
+    spec = importlib.util.spec_from_file_location("greeting_feedback", EXAMPLES / "greeting_agent.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    feedback = example.feedback_fn("Hola, {user_name}!, Juan!", "es", "Juan")
+    assert feedback.startswith("Incorrect: the greeting must be exactly 'Hola, Juan!'")
+    assert example.feedback_fn("Hola, Juan!", "es", "Juan") == "Correct"
