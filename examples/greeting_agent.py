@@ -57,7 +57,8 @@ class Agent(tg.Module):
 def feedback_fn(greeting: str, lang: str, name: str) -> str:
     """The feedback on a greeting to a customer writing in ``lang``: "Correct", or what is wrong."""
     language, hello = LANGUAGES[lang]
-    if greeting == f"{hello}, {name}!":
+    expected = f"{hello}, {name}!"
+    if greeting == expected:
         return "Correct"
     problems = []
     if not greeting.startswith(hello):
@@ -65,7 +66,7 @@ def feedback_fn(greeting: str, lang: str, name: str) -> str:
     if f", {name}!" not in greeting:
         problems.append("the greeting must address the customer by their name alone")
     if not problems:  # the right words, with something else around them
-        problems.append(f"the greeting must be exactly {hello + ', ' + name + '!'!r}")
+        problems.append(f"the greeting must be exactly {expected!r}")
     return f"Incorrect: {'; '.join(problems)} (the greeting was {greeting!r})."
 
 

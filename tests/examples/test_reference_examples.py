@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import tracegrad as tg
 
@@ -30,6 +31,14 @@ def run(name: str, *args: str, cwd: Path) -> str:
     assert result.returncode == 0, result.stderr
     assert "offline stand-in" in result.stdout
     return result.stdout
+
+
+def load_example(name: str) -> ModuleType:
+    """An example script imported as a module of its own (its ``main`` is not run)."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, EXAMPLES / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_quick_start_trains_the_code_until_every_case_passes(tmp_path):
@@ -62,9 +71,7 @@ def test_the_battleship_agent_hits_more_after_training(tmp_path):
 
 
 def test_the_greeting_agent_keeps_its_best_parameters_when_a_step_makes_it_worse(monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("greeting_agent", EXAMPLES / "greeting_agent.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("greeting_agent.py")
     name_only = "Extract the customer's name. Reply with the name only."
     broken = "def decide_lang(self, response):\n    raise ValueError('no language')\n"
     replies = [
@@ -82,9 +89,7 @@ def test_the_greeting_agent_keeps_its_best_parameters_when_a_step_makes_it_worse
 
 
 def test_the_greeting_feedback_names_what_is_wrong_with_extra_words():
-    spec = importlib.util.spec_from_file_location("greeting_feedback", EXAMPLES / "greeting_agent.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("greeting_agent.py")
     feedback = example.feedback_fn("Hola, {user_name}!, Juan!", "es", "Juan")
     assert feedback.startswith("Incorrect: the greeting must be exactly 'Hola, Juan!'")
     assert example.feedback_fn("Hola, Juan!", "es", "Juan") == "Correct"
